@@ -1,0 +1,90 @@
+//! Command-line flags (clap derive only; no logic here).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Turn a static site into a running, hardened nginx container.
+///
+/// The project directory holds `site/` (the files to serve), optionally `nginx/` (template
+/// overrides) and `sitebuild.toml`. Settings come from flags > `SITEBUILD_*` env > sitebuild.toml
+/// > defaults. The Docker engine is found like the docker CLI finds it (`DOCKER_HOST`).
+#[derive(Debug, Parser)]
+#[command(name = "sitebuild", version, propagate_version = true)]
+pub struct Cli {
+    /// Project directory (default: the current directory).
+    ///
+    /// Example: `sitebuild --dir ~/www/blog up`
+    #[arg(long, global = true, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+
+    /// Only print errors and the final result.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print the engine's build output and every step.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the rendered nginx.conf (or write it with --out).
+    ///
+    /// Example: `sitebuild render --out /tmp/nginx.conf`
+    Render {
+        /// Write the config to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Build the site image (nothing is built when the fingerprint already exists).
+    ///
+    /// Example: `sitebuild build` → tags `<name>:<fingerprint>` and `<name>:latest`
+    Build(BuildArgs),
+    /// Build if needed and run the site on http://<bind>:<port>; replaces an older version.
+    ///
+    /// Example: `sitebuild up --port 9000`
+    Up(UpArgs),
+    /// Show what runs for this project: container, fingerprint, URL, health, since when.
+    ///
+    /// Example: `sitebuild status`
+    Status,
+    /// Remove every container sitebuild created for this project (and with --images, its images).
+    ///
+    /// Example: `sitebuild down --images`
+    Down {
+        /// Also remove the project's images.
+        #[arg(long)]
+        images: bool,
+    },
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct BuildArgs {
+    /// Base image with nginx (overrides `base_image`).
+    ///
+    /// Example: `--base-image sitebuild/nginx:offline`
+    #[arg(long, value_name = "IMAGE")]
+    pub base_image: Option<String>,
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+
+    /// Host port to publish the site on (overrides `port` and SITEBUILD_PORT; default 8080).
+    ///
+    /// Example: `--port 9000`
+    #[arg(long, value_name = "N")]
+    pub port: Option<String>,
+
+    /// Host address to bind (overrides `bind`; default 127.0.0.1). Use 0.0.0.0 to expose it.
+    ///
+    /// Example: `--bind 0.0.0.0`
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+}

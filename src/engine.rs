@@ -1,0 +1,449 @@
+//! The Docker engine, through bollard. The only module that imports bollard: everything else
+//! talks in the plain types defined here.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StopContainerOptionsBuilder,
+    TagImageOptionsBuilder,
+};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+/// Errors callers branch on.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+}
+
+/// Label keys sitebuild puts on everything it creates.
+pub mod labels {
+    pub const MANAGED: &str = "dev.sitebuild.managed";
+    pub const PROJECT: &str = "dev.sitebuild.project";
+    pub const FINGERPRINT: &str = "dev.sitebuild.fingerprint";
+    pub const ROLE: &str = "dev.sitebuild.role";
+    pub const ADDRESS: &str = "dev.sitebuild.address";
+}
+
+/// A connected engine.
+pub struct Engine {
+    docker: Docker,
+    host: String,
+}
+
+/// What we need to know about a container.
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    /// "running", "exited", "created", …
+    pub state: String,
+    pub started_at: Option<String>,
+    pub exit_code: Option<i64>,
+}
+
+impl ContainerInfo {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+    pub fn is_running(&self) -> bool {
+        self.state == "running"
+    }
+}
+
+/// What we need to know about an image.
+#[derive(Debug, Clone)]
+pub struct ImageInfo {
+    pub id: String,
+    pub tags: Vec<String>,
+    pub labels: HashMap<String, String>,
+    pub size: i64,
+}
+
+/// A hardened site container: non-root, read-only rootfs, no capabilities, no privilege
+/// escalation, memory and pid limits, /tmp as the only writable place.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub user: String,
+    pub memory_bytes: i64,
+    pub pids_limit: i64,
+}
+
+/// One event from a build, for progress display.
+#[derive(Debug, Clone)]
+pub enum BuildEvent {
+    /// A line of builder output ("Step 3/8 : COPY …").
+    Log(String),
+}
+
+fn status_of(err: &bollard::errors::Error) -> Option<u16> {
+    match err {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+fn classify(err: bollard::errors::Error, what: &str) -> anyhow::Error {
+    match status_of(&err) {
+        Some(404) => anyhow!(EngineError::NotFound(what.to_string())).context(err.to_string()),
+        Some(409) => anyhow!(EngineError::Conflict(what.to_string())).context(err.to_string()),
+        _ => anyhow!(err),
+    }
+}
+
+/// Is this error (anywhere in the chain) a 404 from the engine?
+pub fn is_not_found(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<EngineError>(),
+            Some(EngineError::NotFound(_))
+        )
+    })
+}
+
+impl Engine {
+    /// Connect like the docker CLI: `DOCKER_HOST`, else the local socket. Fails within a few
+    /// seconds with the address and what to do when the engine does not answer.
+    pub async fn connect() -> Result<Engine> {
+        let host = std::env::var("DOCKER_HOST")
+            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
+        let hint = || {
+            format!(
+                "cannot reach the Docker engine at {host} (from DOCKER_HOST or the default socket): \
+                 start the daemon (`sudo service docker start`), or point DOCKER_HOST at a running engine"
+            )
+        };
+        let docker = Docker::connect_with_defaults().with_context(hint)?;
+        let docker = docker.with_timeout(Duration::from_secs(600));
+        match tokio::time::timeout(Duration::from_secs(5), docker.ping()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(anyhow!(e).context(hint())),
+            Err(_) => return Err(anyhow!("no answer within 5 s").context(hint())),
+        }
+        let docker = docker
+            .negotiate_version()
+            .await
+            .with_context(|| format!("cannot agree on an API version with the engine at {host}"))?;
+        Ok(Engine { docker, host })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The image with this reference, if it exists locally.
+    pub async fn image(&self, reference: &str) -> Result<Option<ImageInfo>> {
+        match self.docker.inspect_image(reference).await {
+            Ok(img) => Ok(Some(ImageInfo {
+                id: img.id.unwrap_or_default(),
+                tags: img.repo_tags.unwrap_or_default(),
+                labels: img.config.and_then(|c| c.labels).unwrap_or_default(),
+                size: img.size.unwrap_or_default(),
+            })),
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot inspect image {reference}")),
+        }
+    }
+
+    /// Make sure `base` is local: pull it if not. A clear error (with the offline fix) if neither.
+    pub async fn ensure_base_image(&self, base: &str) -> Result<()> {
+        if self.image(base).await?.is_some() {
+            return Ok(());
+        }
+        let opts = CreateImageOptionsBuilder::new().from_image(base).build();
+        let pull = async {
+            let mut stream = self.docker.create_image(Some(opts), None, None);
+            while let Some(item) = stream.next().await {
+                let info = item?;
+                if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                    return Err(anyhow!(e));
+                }
+            }
+            Ok::<(), anyhow::Error>(())
+        };
+        let result = match tokio::time::timeout(Duration::from_secs(120), pull).await {
+            Ok(r) => r,
+            Err(_) => Err(anyhow!("pull timed out after 120 s")),
+        };
+        result.with_context(|| {
+            format!(
+                "base image {base} is not available locally and could not be pulled. \
+                 Fix: pull it on a connected machine (`docker pull {base}`), or build the offline base \
+                 with scripts/offline-base.sh and set base_image = \"sitebuild/nginx:offline\" \
+                 (or SITEBUILD_BASE_IMAGE=sitebuild/nginx:offline)"
+            )
+        })
+    }
+
+    /// Build an image from a tar stream; tags it `tag`; returns the image id.
+    /// Build errors (e.g. `nginx -t` failing in the image) come back with the builder's output.
+    pub async fn build(
+        &self,
+        context: impl Stream<Item = std::result::Result<Bytes, std::io::Error>> + Send + 'static,
+        tag: &str,
+        labels: &HashMap<String, String>,
+        mut on_event: impl FnMut(BuildEvent),
+    ) -> Result<String> {
+        let opts = BuildImageOptionsBuilder::new()
+            .dockerfile("Dockerfile")
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .labels(labels)
+            .build();
+        let mut stream =
+            self.docker
+                .build_image(opts, None, Some(bollard::body_try_stream(context)));
+        let mut image_id = None;
+        let mut tail: Vec<String> = Vec::new();
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| anyhow!(e)).with_context(|| {
+                format!("the engine failed while building {tag}:\n{}", tail.join(""))
+            })?;
+            if let Some(line) = info.stream {
+                tail.push(line.clone());
+                if tail.len() > 30 {
+                    tail.remove(0);
+                }
+                on_event(BuildEvent::Log(line));
+            }
+            if let Some(detail) = info.error_detail {
+                let msg = detail
+                    .message
+                    .unwrap_or_else(|| "unknown build error".into());
+                bail!(
+                    "building {tag} failed: {}\n{}",
+                    msg.trim_end(),
+                    tail.join("").trim_end()
+                );
+            }
+            if let Some(id) = info.aux.and_then(|aux| aux.id) {
+                image_id = Some(id);
+            }
+        }
+        match image_id {
+            Some(id) => Ok(id),
+            None => self.image(tag).await?.map(|i| i.id).with_context(|| {
+                format!(
+                    "the build of {tag} ended without an image:\n{}",
+                    tail.join("")
+                )
+            }),
+        }
+    }
+
+    /// Add `repo:tag` to an image.
+    pub async fn tag(&self, image: &str, repo: &str, tag: &str) -> Result<()> {
+        let opts = TagImageOptionsBuilder::new().repo(repo).tag(tag).build();
+        self.docker
+            .tag_image(image, Some(opts))
+            .await
+            .with_context(|| format!("cannot tag {image} as {repo}:{tag}"))
+    }
+
+    /// Images carrying all these labels.
+    pub async fn images_with_labels(&self, wanted: &[(&str, &str)]) -> Result<Vec<ImageInfo>> {
+        let filters: HashMap<&str, Vec<String>> = HashMap::from([(
+            "label",
+            wanted.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        )]);
+        let opts = ListImagesOptionsBuilder::new().filters(&filters).build();
+        let list = self
+            .docker
+            .list_images(Some(opts))
+            .await
+            .context("cannot list images")?;
+        Ok(list
+            .into_iter()
+            .map(|i| ImageInfo {
+                id: i.id,
+                tags: i.repo_tags,
+                labels: i.labels,
+                size: i.size,
+            })
+            .collect())
+    }
+
+    pub async fn remove_image(&self, image: &str) -> Result<()> {
+        let opts = RemoveImageOptionsBuilder::new().force(true).build();
+        match self.docker.remove_image(image, Some(opts), None).await {
+            Ok(_) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            Err(e) => {
+                Err(classify(e, image)).with_context(|| format!("cannot remove image {image}"))
+            }
+        }
+    }
+
+    /// Containers (running or not) carrying all these labels.
+    pub async fn containers_with_labels(
+        &self,
+        wanted: &[(&str, &str)],
+    ) -> Result<Vec<ContainerInfo>> {
+        let filters: HashMap<&str, Vec<String>> = HashMap::from([(
+            "label",
+            wanted.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        )]);
+        let opts = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .context("cannot list containers")?;
+        let mut out = Vec::new();
+        for c in list {
+            let Some(id) = c.id else { continue };
+            match self.container(&id).await {
+                Ok(info) => out.push(info),
+                Err(e) if is_not_found(&e) => {} // removed meanwhile
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    pub async fn container(&self, id: &str) -> Result<ContainerInfo> {
+        let c = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| classify(e, id))
+            .with_context(|| format!("cannot inspect container {id}"))?;
+        let state = c.state.unwrap_or_default();
+        Ok(ContainerInfo {
+            id: c.id.unwrap_or_default(),
+            name: c
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            image: c
+                .config
+                .as_ref()
+                .and_then(|cfg| cfg.image.clone())
+                .unwrap_or_default(),
+            labels: c.config.and_then(|cfg| cfg.labels).unwrap_or_default(),
+            state: state.status.map(|s| s.to_string()).unwrap_or_default(),
+            started_at: state.started_at,
+            exit_code: state.exit_code,
+        })
+    }
+
+    /// Create (not start) a hardened container.
+    pub async fn create(&self, spec: &ContainerSpec) -> Result<String> {
+        let port_key = format!("{}/tcp", spec.container_port);
+        let host_config = HostConfig {
+            port_bindings: Some(HashMap::from([(
+                port_key.clone(),
+                Some(vec![PortBinding {
+                    host_ip: Some(spec.host_ip.clone()),
+                    host_port: Some(spec.host_port.to_string()),
+                }]),
+            )])),
+            readonly_rootfs: Some(true),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_string(),
+                "rw,noexec,nosuid,size=64m".to_string(),
+            )])),
+            memory: Some(spec.memory_bytes),
+            pids_limit: Some(spec.pids_limit),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            user: Some(spec.user.clone()),
+            labels: Some(spec.labels.clone()),
+            exposed_ports: Some(vec![port_key]),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
+        let resp = self
+            .docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(|e| classify(e, &spec.name))
+            .with_context(|| {
+                format!("cannot create container {} from {}", spec.name, spec.image)
+            })?;
+        Ok(resp.id)
+    }
+
+    pub async fn start(&self, id: &str) -> Result<()> {
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| classify(e, id))
+            .with_context(|| format!("cannot start container {id}"))
+    }
+
+    /// Stop gracefully (SIGQUIT lets nginx finish requests), then SIGKILL after `grace`.
+    pub async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        let opts = StopContainerOptionsBuilder::new()
+            .t(grace.as_secs() as i32)
+            .build();
+        match self.docker.stop_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(status_of(&e), Some(304) | Some(404)) => Ok(()),
+            Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot stop container {id}")),
+        }
+    }
+
+    /// Remove (force: kill first). Missing containers are fine.
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        let opts = RemoveContainerOptionsBuilder::new().force(true).build();
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            // 409: removal already in progress.
+            Err(e) if status_of(&e) == Some(409) => Ok(()),
+            Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot remove container {id}")),
+        }
+    }
+
+    /// The last `lines` lines of a container's output.
+    pub async fn logs_tail(&self, id: &str, lines: usize) -> String {
+        let opts = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = self.docker.logs(id, Some(opts));
+        let mut out = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            out.push_str(&chunk.to_string());
+        }
+        out
+    }
+}

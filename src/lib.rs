@@ -1,0 +1,21 @@
+//! sitebuild: turn a static site into a running, hardened nginx container.
+//!
+//! The modules follow the pipeline: [`cli`] (flags) → [`config`] (validated settings) →
+//! [`site`] (scan + fingerprint) → [`render`] (nginx.conf) → [`context`] (deterministic tar) →
+//! [`engine`] (the only module that talks to Docker) → [`deploy`] (start, health gate, replace).
+//! [`commands`] wires them together for each subcommand.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod context;
+pub mod deploy;
+pub mod engine;
+pub mod http;
+pub mod image;
+pub mod render;
+pub mod site;
+pub mod ui;
+
+/// The tool's version; part of every fingerprint so a new sitebuild rebuilds images.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

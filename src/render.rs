@@ -1,0 +1,188 @@
+//! Render nginx.conf from a minijinja template: the built-in default, or `nginx/nginx.conf.j2`
+//! in the project when present. Undefined variables are errors; every interpolated string is
+//! checked once more for nginx syntax (the config layer already refused it, this is a backstop).
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use minijinja::{Environment, UndefinedBehavior, context};
+
+use crate::config::Config;
+
+/// The template file name looked up in the project's template directory.
+pub const NGINX_TEMPLATE: &str = "nginx.conf.j2";
+
+/// Built-in default, the same file as `nginx/nginx.conf.j2` in this repository.
+pub const DEFAULT_NGINX_TEMPLATE: &str = include_str!("../nginx/nginx.conf.j2");
+
+/// Port nginx listens on inside the container (non-root, so above 1024).
+pub const CONTAINER_PORT: u16 = 8080;
+
+/// Where the site files live inside the image.
+pub const SITE_ROOT: &str = "/usr/share/sitebuild/html";
+
+/// Where the rendered config lives inside the image.
+pub const CONF_PATH: &str = "/etc/sitebuild/nginx.conf";
+
+/// What the template sees.
+#[derive(Debug, Clone)]
+pub struct RenderInputs<'a> {
+    pub server_name: &'a str,
+    pub spa: bool,
+    pub has_404: bool,
+    pub gzip_min_length: u64,
+}
+
+impl<'a> RenderInputs<'a> {
+    pub fn from_config(config: &'a Config, has_404: bool) -> Self {
+        RenderInputs {
+            server_name: &config.server_name,
+            spa: config.spa,
+            has_404,
+            gzip_min_length: 256,
+        }
+    }
+}
+
+/// Load the override template from `templates_dir` if it exists; returns (name for errors, source).
+pub fn load_template(templates_dir: &Path) -> Result<(String, String)> {
+    let path = templates_dir.join(NGINX_TEMPLATE);
+    if path.exists() {
+        let src = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read template {}", path.display()))?;
+        Ok((path.display().to_string(), src))
+    } else {
+        Ok((
+            format!("<built-in {NGINX_TEMPLATE}>"),
+            DEFAULT_NGINX_TEMPLATE.to_string(),
+        ))
+    }
+}
+
+/// Render `source` (named `name` in errors) with `inputs`.
+pub fn render(name: &str, source: &str, inputs: &RenderInputs<'_>) -> Result<String> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_formatter(|out, state, value| {
+        if let Some(s) = value.as_str() {
+            if let Some(bad) = s.chars().find(|c| ";{}\"'\\\n\r".contains(*c)) {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("refusing to write {s:?} into the nginx config: it contains {bad:?}"),
+                ));
+            }
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
+    env.add_template_owned(name.to_string(), source.to_string())
+        .map_err(|e| anyhow::anyhow!("template error in {name}:\n{e:#}"))?;
+    let tmpl = env.get_template(name).expect("just added");
+    let ctx = context! {
+        listen_port => CONTAINER_PORT,
+        server_name => inputs.server_name,
+        root => SITE_ROOT,
+        spa => inputs.spa,
+        has_404 => inputs.has_404,
+        gzip_min_length => inputs.gzip_min_length,
+        version => crate::VERSION,
+    };
+    let out = tmpl
+        .render(ctx)
+        .map_err(|e| anyhow::anyhow!("template error in {name}:\n{e:#}"))?;
+    if !out.contains("/healthz") {
+        bail!(
+            "{name}: the rendered config has no /healthz location; sitebuild needs `location = /healthz {{ return 200; }}` to know the site is up"
+        );
+    }
+    Ok(out)
+}
+
+/// Render the config for a project: override template if present, else the built-in one.
+pub fn render_for(config: &Config, has_404: bool) -> Result<String> {
+    let (name, source) = load_template(&config.templates_dir)?;
+    render(&name, &source, &RenderInputs::from_config(config, has_404))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs() -> RenderInputs<'static> {
+        RenderInputs {
+            server_name: "_",
+            spa: false,
+            has_404: true,
+            gzip_min_length: 256,
+        }
+    }
+
+    #[test]
+    fn default_config_snapshot() {
+        let out = render("default", DEFAULT_NGINX_TEMPLATE, &inputs()).unwrap();
+        insta::assert_snapshot!(out);
+    }
+
+    #[test]
+    fn spa_and_no_404() {
+        let out = render(
+            "default",
+            DEFAULT_NGINX_TEMPLATE,
+            &RenderInputs {
+                spa: true,
+                has_404: false,
+                server_name: "example.com www.example.com",
+                ..inputs()
+            },
+        )
+        .unwrap();
+        assert!(out.contains("try_files $uri $uri/ /index.html;"));
+        assert!(!out.contains("error_page 404"));
+        assert!(out.contains("server_name example.com www.example.com;"));
+    }
+
+    #[test]
+    fn undefined_variable_names_template_and_line() {
+        let src =
+            "events {}\nhttp {\n  server { listen {{ lisen_port }}; location = /healthz {} }\n}\n";
+        let e = format!(
+            "{:#}",
+            render("nginx/nginx.conf.j2", src, &inputs()).unwrap_err()
+        );
+        assert!(e.contains("nginx/nginx.conf.j2"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("undefined"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_names_template_and_line() {
+        let src = "events {}\n\nhttp { {% if spa %} }\n";
+        let e = format!(
+            "{:#}",
+            render("nginx/nginx.conf.j2", src, &inputs()).unwrap_err()
+        );
+        assert!(
+            e.contains("nginx/nginx.conf.j2") && e.contains("line 3"),
+            "{e}"
+        );
+        assert!(e.contains("syntax error"), "{e}");
+    }
+
+    #[test]
+    fn formatter_refuses_injection_even_if_config_did_not() {
+        let bad = RenderInputs {
+            server_name: "x; return 301 http://evil",
+            ..inputs()
+        };
+        let e = format!(
+            "{:#}",
+            render("t", DEFAULT_NGINX_TEMPLATE, &bad).unwrap_err()
+        );
+        assert!(e.contains("refusing to write"), "{e}");
+    }
+
+    #[test]
+    fn healthz_required() {
+        let e = render("t", "events {}\nhttp {}\n", &inputs()).unwrap_err();
+        assert!(e.to_string().contains("/healthz"));
+    }
+}

@@ -1,0 +1,422 @@
+//! Scan the site directory (what goes into the image) and fingerprint it.
+//!
+//! Rules: sorted order; dotfiles and dot-directories are left out (except `/.well-known/`);
+//! paths matched by `site/.sitebuildignore` (gitignore syntax) are left out; a symlink is
+//! followed only when its target is inside the site directory; file names must be UTF-8;
+//! `index.html` must exist at the top.
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use sha2::{Digest, Sha256};
+
+/// The ignore file read from the top of the site directory.
+pub const IGNORE_FILE: &str = ".sitebuildignore";
+
+/// One regular file that will be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteFile {
+    /// Path inside the site, `/`-separated, e.g. `css/site.css`.
+    pub rel: String,
+    /// Where to read the bytes (the symlink target for an in-site symlink).
+    pub abs: PathBuf,
+    /// Permission bits as found on disk.
+    pub mode: u32,
+    pub size: u64,
+    /// sha256 of the bytes, filled in by [`hash_files`].
+    pub sha256: Option<[u8; 32]>,
+}
+
+impl SiteFile {
+    /// Mode written into the image: world-readable, executable only if it was.
+    pub fn image_mode(&self) -> u32 {
+        if self.mode & 0o111 != 0 { 0o755 } else { 0o644 }
+    }
+}
+
+/// The scanned site: files and directories in sorted order.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub root: PathBuf,
+    pub dirs: Vec<String>,
+    pub files: Vec<SiteFile>,
+}
+
+impl Site {
+    pub fn has(&self, rel: &str) -> bool {
+        self.files
+            .binary_search_by(|f| f.rel.as_str().cmp(rel))
+            .is_ok()
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+/// Is this path left out because of a leading dot in any component?
+/// `.well-known` at the top level is allowed (ACME challenges, security.txt).
+pub fn is_hidden(rel: &str) -> bool {
+    rel.split('/')
+        .enumerate()
+        .any(|(i, part)| part.starts_with('.') && !(i == 0 && part == ".well-known"))
+}
+
+fn load_ignore(root: &Path) -> Result<Gitignore> {
+    let mut builder = GitignoreBuilder::new(root);
+    let path = root.join(IGNORE_FILE);
+    if path.exists() {
+        if let Some(err) = builder.add(&path) {
+            bail!("{}: {err} (fix or remove the pattern)", path.display());
+        }
+    }
+    builder
+        .build()
+        .with_context(|| format!("{}: invalid ignore pattern", path.display()))
+}
+
+/// Walk `root` and return what will be served.
+pub fn scan(root: &Path) -> Result<Site> {
+    if !root.is_dir() {
+        bail!(
+            "site directory {} does not exist: create it with an index.html, or set `site_dir` in sitebuild.toml",
+            root.display()
+        );
+    }
+    let canonical_root = root
+        .canonicalize()
+        .with_context(|| format!("cannot resolve site directory {}", root.display()))?;
+    let ignore = load_ignore(root)?;
+
+    let mut dirs = Vec::new();
+    let mut files = Vec::new();
+    let walker = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            let Ok(rel) = e.path().strip_prefix(root) else {
+                return true;
+            };
+            let rel_s = rel.to_string_lossy().replace('\\', "/");
+            !is_hidden(&rel_s)
+                && !ignore
+                    .matched_path_or_any_parents(rel, e.file_type().is_dir())
+                    .is_ignore()
+        });
+
+    for entry in walker {
+        let entry = entry.map_err(|e| {
+            let path = e
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            if e.loop_ancestor().is_some() {
+                anyhow::anyhow!("{path}: symlink loop in the site directory; remove the link")
+            } else if e
+                .io_error()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+            {
+                anyhow::anyhow!(
+                    "{path}: broken symlink (its target does not exist); fix or remove it"
+                )
+            } else {
+                anyhow::anyhow!("{path}: cannot read: {e} (check its permissions)")
+            }
+        })?;
+        let path = entry.path();
+        let rel = path
+            .strip_prefix(root)
+            .expect("walkdir yields paths under root");
+        let Some(rel_str) = rel.to_str() else {
+            bail!(
+                "{}: file name is not valid UTF-8; rename it (URLs need UTF-8 names)",
+                path.display()
+            );
+        };
+        let rel_str = rel_str.replace('\\', "/");
+
+        let mut abs = path.to_path_buf();
+        if entry.path_is_symlink() {
+            let target = path
+                .canonicalize()
+                .with_context(|| format!("{}: cannot resolve symlink", path.display()))?;
+            if !target.starts_with(&canonical_root) {
+                bail!(
+                    "{}: symlink points outside the site directory (to {}); replace it with a copy or remove it",
+                    path.display(),
+                    target.display()
+                );
+            }
+            abs = target;
+        }
+
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            dirs.push(rel_str);
+        } else if ft.is_file() {
+            let meta = entry
+                .metadata()
+                .with_context(|| format!("{}: cannot read metadata", path.display()))?;
+            files.push(SiteFile {
+                rel: rel_str,
+                abs,
+                mode: meta.permissions().mode() & 0o7777,
+                size: meta.len(),
+                sha256: None,
+            });
+        } else {
+            bail!(
+                "{}: not a regular file or directory (a socket, fifo or device); remove it from the site",
+                path.display()
+            );
+        }
+    }
+
+    // walkdir sorts per directory by name; sort globally by the `/` path so the order is total.
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    dirs.sort();
+
+    let site = Site {
+        root: root.to_path_buf(),
+        dirs,
+        files,
+    };
+    if !site.has("index.html") {
+        bail!(
+            "{}: missing; every site needs an index.html at the top of the site directory",
+            root.join("index.html").display()
+        );
+    }
+    Ok(site)
+}
+
+/// Everything besides the files that changes what the image serves.
+#[derive(Debug, Clone)]
+pub struct FingerprintInputs<'a> {
+    pub base_image: &'a str,
+    pub nginx_conf: &'a str,
+    pub dockerfile: &'a str,
+    pub precompress_min_size: u64,
+}
+
+/// Read every file once and record its sha256 (errors name the file).
+pub fn hash_files(site: &mut Site) -> Result<()> {
+    let mut buf = vec![0u8; 256 * 1024];
+    for f in &mut site.files {
+        let mut h = Sha256::new();
+        let mut file = std::fs::File::open(&f.abs)
+            .with_context(|| format!("{}: cannot read (check its permissions)", f.abs.display()))?;
+        let mut n_total = 0u64;
+        loop {
+            let n = file
+                .read(&mut buf)
+                .with_context(|| format!("{}: read failed", f.abs.display()))?;
+            if n == 0 {
+                break;
+            }
+            n_total += n as u64;
+            h.update(&buf[..n]);
+        }
+        if n_total != f.size {
+            bail!(
+                "{}: changed while being read ({} bytes, then {}); try again",
+                f.abs.display(),
+                f.size,
+                n_total
+            );
+        }
+        f.sha256 = Some(h.finalize().into());
+    }
+    Ok(())
+}
+
+/// Content fingerprint (hex sha256) over the tool version, the base image reference, the
+/// rendered config and Dockerfile, and every file's path, mode and bytes.
+/// Call [`hash_files`] first.
+pub fn fingerprint(site: &Site, inputs: &FingerprintInputs<'_>) -> String {
+    let mut h = Sha256::new();
+    h.update(format!(
+        "sitebuild-fingerprint v1\0tool {}\0",
+        crate::VERSION
+    ));
+    h.update(format!("base {}\0", inputs.base_image));
+    h.update(format!("precompress {}\0", inputs.precompress_min_size));
+    for (label, text) in [
+        ("nginx.conf", inputs.nginx_conf),
+        ("Dockerfile", inputs.dockerfile),
+    ] {
+        h.update(format!("{label} {}\0", text.len()));
+        h.update(text.as_bytes());
+    }
+    for f in &site.files {
+        let digest = f.sha256.expect("hash_files runs before fingerprint");
+        h.update(format!("file {}\0{:o}\0{}\0", f.rel, f.mode, f.size));
+        h.update(digest);
+    }
+    hex::encode(h.finalize())
+}
+
+/// The short form used in tags and messages.
+pub fn short(fingerprint: &str) -> &str {
+    &fingerprint[..fingerprint.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn site_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (rel, body) in files {
+            let p = dir.path().join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, body).unwrap();
+        }
+        dir
+    }
+
+    fn rels(site: &Site) -> Vec<&str> {
+        site.files.iter().map(|f| f.rel.as_str()).collect()
+    }
+
+    const INPUTS: FingerprintInputs<'static> = FingerprintInputs {
+        base_image: "nginx:1",
+        nginx_conf: "conf",
+        dockerfile: "FROM x",
+        precompress_min_size: 1024,
+    };
+
+    #[test]
+    fn scan_sorted_and_hides_dotfiles() {
+        let d = site_with(&[
+            ("index.html", "hi"),
+            ("b/z.css", "z"),
+            ("a.txt", "a"),
+            (".env", "SECRET=1"),
+            (".git/config", "x"),
+            ("sub/.hidden", "x"),
+            (".well-known/security.txt", "x"),
+            ("a-b.txt", "x"),
+        ]);
+        let site = scan(d.path()).unwrap();
+        assert_eq!(
+            rels(&site),
+            [
+                ".well-known/security.txt",
+                "a-b.txt",
+                "a.txt",
+                "b/z.css",
+                "index.html"
+            ]
+        );
+        assert_eq!(site.dirs, [".well-known", "b", "sub"]);
+    }
+
+    #[test]
+    fn sitebuildignore_rules() {
+        let d = site_with(&[
+            ("index.html", "hi"),
+            (".sitebuildignore", "*.psd\ndrafts/\n!keep.psd\n"),
+            ("art.psd", "x"),
+            ("keep.psd", "x"),
+            ("drafts/post.html", "x"),
+            ("posts/drafts/x.html", "x"),
+        ]);
+        let site = scan(d.path()).unwrap();
+        assert_eq!(rels(&site), ["index.html", "keep.psd"]);
+    }
+
+    #[test]
+    fn missing_index_and_dir() {
+        let d = site_with(&[("about.html", "x")]);
+        let e = format!("{:#}", scan(d.path()).unwrap_err());
+        assert!(e.contains("index.html") && e.contains("missing"), "{e}");
+        let e = format!("{:#}", scan(&d.path().join("nope")).unwrap_err());
+        assert!(e.contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn symlinks_inside_ok_outside_refused() {
+        let d = site_with(&[("index.html", "hi"), ("real/a.txt", "a")]);
+        std::os::unix::fs::symlink("real/a.txt", d.path().join("link.txt")).unwrap();
+        std::os::unix::fs::symlink("real", d.path().join("linkdir")).unwrap();
+        let site = scan(d.path()).unwrap();
+        assert_eq!(
+            rels(&site),
+            ["index.html", "link.txt", "linkdir/a.txt", "real/a.txt"]
+        );
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("passwd")).unwrap();
+        let e = format!("{:#}", scan(d.path()).unwrap_err());
+        assert!(
+            e.contains("passwd") && e.contains("outside the site"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn broken_symlink_and_non_utf8_refused() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = site_with(&[("index.html", "hi")]);
+        std::os::unix::fs::symlink("nowhere", d.path().join("dangling")).unwrap();
+        let e = format!("{:#}", scan(d.path()).unwrap_err());
+        assert!(e.contains("dangling"), "{e}");
+        fs::remove_file(d.path().join("dangling")).unwrap();
+        let bad = std::ffi::OsStr::from_bytes(b"caf\xe9.html");
+        fs::write(d.path().join(bad), "x").unwrap();
+        let e = format!("{:#}", scan(d.path()).unwrap_err());
+        assert!(e.contains("not valid UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn fingerprint_stable_and_sensitive() {
+        let d = site_with(&[("index.html", "hi"), ("a.css", "body{}")]);
+        let fp = |inputs: &FingerprintInputs<'_>| {
+            let mut site = scan(d.path()).unwrap();
+            hash_files(&mut site).unwrap();
+            fingerprint(&site, inputs)
+        };
+        let base = fp(&INPUTS);
+        assert_eq!(base, fp(&INPUTS), "same input, same fingerprint");
+        assert_eq!(base.len(), 64);
+
+        let mut changed = Vec::new();
+        changed.push(fp(&FingerprintInputs {
+            base_image: "nginx:2",
+            ..INPUTS
+        }));
+        changed.push(fp(&FingerprintInputs {
+            nginx_conf: "conf2",
+            ..INPUTS
+        }));
+        changed.push(fp(&FingerprintInputs {
+            dockerfile: "FROM y",
+            ..INPUTS
+        }));
+        changed.push(fp(&FingerprintInputs {
+            precompress_min_size: 1,
+            ..INPUTS
+        }));
+        // bytes
+        fs::write(d.path().join("a.css"), "body{ }").unwrap();
+        changed.push(fp(&INPUTS));
+        // mode
+        fs::set_permissions(d.path().join("a.css"), fs::Permissions::from_mode(0o755)).unwrap();
+        changed.push(fp(&INPUTS));
+        // path
+        fs::rename(d.path().join("a.css"), d.path().join("b.css")).unwrap();
+        changed.push(fp(&INPUTS));
+        for (i, c) in changed.iter().enumerate() {
+            assert_ne!(&base, c, "change {i} must change the fingerprint");
+        }
+        let mut uniq = changed.clone();
+        uniq.sort();
+        uniq.dedup();
+        assert_eq!(uniq.len(), changed.len());
+    }
+}

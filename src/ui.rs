@@ -1,0 +1,68 @@
+//! Terminal output: step lines, a one-line progress indicator on a TTY (hidden otherwise),
+//! `-q` and `-v`.
+
+use std::io::{IsTerminal, Write};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    pub quiet: bool,
+    pub verbose: bool,
+    tty: bool,
+}
+
+const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+impl Ui {
+    pub fn new(quiet: bool, verbose: bool) -> Ui {
+        Ui {
+            quiet,
+            verbose,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// A step worth telling (hidden with -q).
+    pub fn step(&self, msg: impl AsRef<str>) {
+        if !self.quiet {
+            self.clear();
+            eprintln!("{}", msg.as_ref());
+        }
+    }
+
+    /// Detail shown only with -v.
+    pub fn detail(&self, msg: impl AsRef<str>) {
+        if self.verbose {
+            self.clear();
+            eprintln!("  {}", msg.as_ref().trim_end());
+        }
+    }
+
+    /// Progress: rewritten in place on a TTY; nothing otherwise (unless -v).
+    pub fn progress(&self, tick: usize, msg: &str) {
+        let line = msg.trim();
+        if line.is_empty() {
+            return;
+        }
+        if self.verbose {
+            eprintln!("  {line}");
+        } else if self.tty && !self.quiet {
+            let short: String = line.chars().take(100).collect();
+            eprint!("\r\x1b[2K{} {short}", SPINNER[tick % SPINNER.len()]);
+            let _ = std::io::stderr().flush();
+        }
+    }
+
+    /// Erase the progress line.
+    pub fn clear(&self) {
+        if self.tty && !self.quiet && !self.verbose {
+            eprint!("\r\x1b[2K");
+            let _ = std::io::stderr().flush();
+        }
+    }
+
+    /// The final result line (always shown, on stdout).
+    pub fn result(&self, msg: impl AsRef<str>) {
+        self.clear();
+        println!("{}", msg.as_ref());
+    }
+}
