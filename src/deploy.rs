@@ -86,12 +86,14 @@ pub async fn up(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<UpOutcome> {
             (labels::FINGERPRINT.to_string(), p.fingerprint.clone()),
             (labels::ADDRESS.to_string(), address.clone()),
         ]),
-        host_ip: cfg.bind.to_string(),
-        host_port: cfg.port,
-        container_port: CONTAINER_PORT,
+        publish: Some((cfg.bind.to_string(), cfg.port, CONTAINER_PORT)),
         user: crate::context::RUN_AS.to_string(),
         memory_bytes: 256 * 1024 * 1024,
         pids_limit: 256,
+        entrypoint: None,
+        cmd: None,
+        network_disabled: false,
+        restart: true,
     };
     let new_id = engine.create(&spec).await?;
 
@@ -142,7 +144,8 @@ pub async fn up(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<UpOutcome> {
     })
 }
 
-fn unique_suffix() -> String {
+/// Six hex digits to keep container names unique across runs.
+pub fn unique_suffix() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))

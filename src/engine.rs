@@ -7,13 +7,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerConfig, ContainerCreateBody, HostConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StopContainerOptionsBuilder,
-    TagImageOptionsBuilder,
+    BuildImageOptionsBuilder, CommitContainerOptionsBuilder, CreateContainerOptionsBuilder,
+    CreateImageOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    StopContainerOptionsBuilder, TagImageOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -80,12 +81,28 @@ pub struct ContainerSpec {
     pub name: String,
     pub image: String,
     pub labels: HashMap<String, String>,
-    pub host_ip: String,
-    pub host_port: u16,
-    pub container_port: u16,
+    /// (host ip, host port, container port) to publish; None = no published port.
+    pub publish: Option<(String, u16, u16)>,
     pub user: String,
     pub memory_bytes: i64,
     pub pids_limit: i64,
+    /// Override the image's entrypoint and command (used for the `nginx -t` check).
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub network_disabled: bool,
+    /// `unless-stopped` for the site; no restart for one-shot checks.
+    pub restart: bool,
+}
+
+/// Runtime settings committed into the final image.
+#[derive(Debug, Clone)]
+pub struct ImageConfig {
+    pub user: String,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub exposed_port: u16,
+    pub stop_signal: String,
+    pub labels: HashMap<String, String>,
 }
 
 /// One event from a build, for progress display.
@@ -196,19 +213,17 @@ impl Engine {
 
     /// Build an image from a tar stream; tags it `tag`; returns the image id.
     /// Build errors (e.g. `nginx -t` failing in the image) come back with the builder's output.
+    /// `tag` names the build in messages only: the result is an untagged image.
     pub async fn build(
         &self,
         context: impl Stream<Item = std::result::Result<Bytes, std::io::Error>> + Send + 'static,
         tag: &str,
-        labels: &HashMap<String, String>,
         mut on_event: impl FnMut(BuildEvent),
     ) -> Result<String> {
         let opts = BuildImageOptionsBuilder::new()
             .dockerfile("Dockerfile")
-            .t(tag)
             .rm(true)
             .forcerm(true)
-            .labels(labels)
             .build();
         let mut stream =
             self.docker
@@ -249,6 +264,55 @@ impl Engine {
                 )
             }),
         }
+    }
+
+    /// Run a created container to its end; returns the exit code and its output.
+    pub async fn run_to_end(&self, id: &str, timeout: Duration) -> Result<(i64, String)> {
+        self.start(id).await?;
+        let wait = async {
+            let mut stream = self.docker.wait_container(id, None);
+            // A non-zero exit arrives as an error item; the exit code is read below.
+            while stream.next().await.is_some() {}
+        };
+        if tokio::time::timeout(timeout, wait).await.is_err() {
+            bail!(
+                "container {id} did not finish within {} s",
+                timeout.as_secs()
+            );
+        }
+        let info = self.container(id).await?;
+        Ok((info.exit_code.unwrap_or(-1), self.logs_tail(id, 50).await))
+    }
+
+    /// Commit a container's filesystem with `config` as a new image `repo:tag`; returns its id.
+    pub async fn commit(
+        &self,
+        id: &str,
+        repo: &str,
+        tag: &str,
+        config: &ImageConfig,
+    ) -> Result<String> {
+        let opts = CommitContainerOptionsBuilder::new()
+            .container(id)
+            .repo(repo)
+            .tag(tag)
+            .pause(false)
+            .build();
+        let body = ContainerConfig {
+            user: Some(config.user.clone()),
+            entrypoint: Some(config.entrypoint.clone()),
+            cmd: Some(config.cmd.clone()),
+            exposed_ports: Some(vec![format!("{}/tcp", config.exposed_port)]),
+            stop_signal: Some(config.stop_signal.clone()),
+            labels: Some(config.labels.clone()),
+            ..Default::default()
+        };
+        let resp = self
+            .docker
+            .commit_container(opts, body)
+            .await
+            .with_context(|| format!("cannot commit container {id} as {repo}:{tag}"))?;
+        Ok(resp.id)
     }
 
     /// Add `repo:tag` to an image.
@@ -354,15 +418,18 @@ impl Engine {
 
     /// Create (not start) a hardened container.
     pub async fn create(&self, spec: &ContainerSpec) -> Result<String> {
-        let port_key = format!("{}/tcp", spec.container_port);
+        let port_key = spec.publish.as_ref().map(|(_, _, c)| format!("{c}/tcp"));
         let host_config = HostConfig {
-            port_bindings: Some(HashMap::from([(
-                port_key.clone(),
-                Some(vec![PortBinding {
-                    host_ip: Some(spec.host_ip.clone()),
-                    host_port: Some(spec.host_port.to_string()),
-                }]),
-            )])),
+            port_bindings: spec.publish.as_ref().map(|(ip, host_port, c)| {
+                HashMap::from([(
+                    format!("{c}/tcp"),
+                    Some(vec![PortBinding {
+                        host_ip: Some(ip.clone()),
+                        host_port: Some(host_port.to_string()),
+                    }]),
+                )])
+            }),
+            network_mode: spec.network_disabled.then(|| "none".to_string()),
             readonly_rootfs: Some(true),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges:true".into()]),
@@ -373,7 +440,11 @@ impl Engine {
             memory: Some(spec.memory_bytes),
             pids_limit: Some(spec.pids_limit),
             restart_policy: Some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                name: Some(if spec.restart {
+                    RestartPolicyNameEnum::UNLESS_STOPPED
+                } else {
+                    RestartPolicyNameEnum::NO
+                }),
                 maximum_retry_count: None,
             }),
             ..Default::default()
@@ -382,7 +453,10 @@ impl Engine {
             image: Some(spec.image.clone()),
             user: Some(spec.user.clone()),
             labels: Some(spec.labels.clone()),
-            exposed_ports: Some(vec![port_key]),
+            exposed_ports: port_key.map(|k| vec![k]),
+            entrypoint: spec.entrypoint.clone(),
+            cmd: spec.cmd.clone(),
+            network_disabled: spec.network_disabled.then_some(true),
             host_config: Some(host_config),
             ..Default::default()
         };

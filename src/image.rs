@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::context::{self, BuildContext, ContextSummary};
-use crate::engine::{BuildEvent, Engine, labels};
+use crate::engine::{BuildEvent, ContainerSpec, Engine, ImageConfig, labels};
 use crate::render;
 use crate::site::{self, FingerprintInputs, Site};
 use crate::ui::Ui;
@@ -128,7 +128,7 @@ pub async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<Buil
 
     let mut tick = 0usize;
     let build = engine
-        .build(stream, &tag, &image_labels(p), |ev| match ev {
+        .build(stream, &tag, |ev| match ev {
             BuildEvent::Log(line) => {
                 tick += 1;
                 ui.progress(tick, &line);
@@ -140,13 +140,69 @@ pub async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<Buil
         .await
         .map_err(|e| anyhow!("build context writer panicked: {e}"))?
         .context("cannot write the build context")?;
-    let image_id = build?;
+    let stage_id = build?;
+
+    let result = check_and_commit(engine, p, &stage_id).await;
+    if result.is_err() {
+        let _ = engine.remove_image(&stage_id).await;
+    }
+    let image_id = result?;
     engine.tag(&image_id, &p.config.name, "latest").await?;
     Ok(BuildOutcome::Built {
         image_id,
         took: started.elapsed(),
         summary,
     })
+}
+
+/// Run `nginx -t` inside the built image exactly as the site will run (user, read-only root,
+/// /tmp tmpfs, no capabilities, no network); if it passes, commit the runtime settings and tag
+/// `<name>:<fingerprint>`. A failing config stops here with nginx's own message.
+async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Result<String> {
+    let spec = ContainerSpec {
+        name: format!("{}-check-{}", p.config.name, crate::deploy::unique_suffix()),
+        image: stage_id.to_string(),
+        labels: HashMap::from([
+            (labels::MANAGED.to_string(), "true".to_string()),
+            (labels::PROJECT.to_string(), p.config.name.clone()),
+            (labels::ROLE.to_string(), "check".to_string()),
+        ]),
+        publish: None,
+        user: context::RUN_AS.to_string(),
+        memory_bytes: 256 * 1024 * 1024,
+        pids_limit: 64,
+        entrypoint: Some(vec![context::NGINX.to_string()]),
+        cmd: Some(context::check_args()),
+        network_disabled: true,
+        restart: false,
+    };
+    let id = engine.create(&spec).await?;
+    let outcome = async {
+        let (code, output) = engine.run_to_end(&id, Duration::from_secs(60)).await?;
+        if code != 0 {
+            bail!(
+                "nginx -t failed in the built image (exit code {code}); nginx says:\n{}\n\
+                 Fix the template ({}) and run again; nothing was deployed.",
+                output.trim_end(),
+                p.config
+                    .templates_dir
+                    .join(render::NGINX_TEMPLATE)
+                    .display()
+            );
+        }
+        let config = ImageConfig {
+            user: context::RUN_AS.to_string(),
+            entrypoint: vec![context::NGINX.to_string()],
+            cmd: context::serve_args(),
+            exposed_port: render::CONTAINER_PORT,
+            stop_signal: "SIGQUIT".to_string(),
+            labels: image_labels(p),
+        };
+        engine.commit(&id, &p.config.name, p.short(), &config).await
+    }
+    .await;
+    engine.remove(&id).await?;
+    outcome
 }
 
 /// Labels on the image: ours, plus the OCI ones.

@@ -22,7 +22,7 @@ pub const CONTAINER_PORT: u16 = 8080;
 pub const SITE_ROOT: &str = "/usr/share/sitebuild/html";
 
 /// Where the rendered config lives inside the image.
-pub const CONF_PATH: &str = "/etc/sitebuild/nginx.conf";
+pub const CONF_PATH: &str = "/usr/share/sitebuild/nginx.conf";
 
 /// What the template sees.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ pub fn render(name: &str, source: &str, inputs: &RenderInputs<'_>) -> Result<Str
         minijinja::escape_formatter(out, state, value)
     });
     env.add_template_owned(name.to_string(), source.to_string())
-        .map_err(|e| anyhow::anyhow!("template error in {name}:\n{e:#}"))?;
+        .map_err(|e| template_error(name, &e))?;
     let tmpl = env.get_template(name).expect("just added");
     let ctx = context! {
         listen_port => CONTAINER_PORT,
@@ -86,15 +86,25 @@ pub fn render(name: &str, source: &str, inputs: &RenderInputs<'_>) -> Result<Str
         gzip_min_length => inputs.gzip_min_length,
         version => crate::VERSION,
     };
-    let out = tmpl
-        .render(ctx)
-        .map_err(|e| anyhow::anyhow!("template error in {name}:\n{e:#}"))?;
+    let out = tmpl.render(ctx).map_err(|e| template_error(name, &e))?;
     if !out.contains("/healthz") {
         bail!(
             "{name}: the rendered config has no /healthz location; sitebuild needs `location = /healthz {{ return 200; }}` to know the site is up"
         );
     }
     Ok(out)
+}
+
+/// "nginx/nginx.conf.j2, line 3: undefined value …" followed by minijinja's source excerpt.
+fn template_error(name: &str, e: &minijinja::Error) -> anyhow::Error {
+    let line = e.line().map(|l| format!(", line {l}")).unwrap_or_default();
+    let what = e
+        .detail()
+        .map(str::to_string)
+        .unwrap_or_else(|| e.kind().to_string());
+    anyhow::anyhow!(
+        "template error in {name}{line}: {what}\n{e:#}\nFix the template (variables: listen_port, server_name, root, spa, has_404, gzip_min_length, version)"
+    )
 }
 
 /// Render the config for a project: override template if present, else the built-in one.
