@@ -1,0 +1,271 @@
+//! `up`, `status`, `build`, `down` against the real Docker engine.
+
+mod common;
+
+use std::io::Read;
+
+use common::*;
+
+#[test]
+fn up_serves_bytes_replaces_on_change_noop_when_unchanged_and_down_cleans() {
+    if !engine_ready() {
+        return;
+    }
+    let p = Project::new("up");
+    let out = p.ok(&["up"]);
+    assert!(
+        out.contains(&format!("http://127.0.0.1:{}/", p.port)),
+        "{out}"
+    );
+
+    // Byte-for-byte.
+    let original = std::fs::read(p.site("index.html")).unwrap();
+    let r = p.get("/");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, original);
+    let ids = p.containers();
+    assert_eq!(ids.len(), 1, "one site container");
+
+    // Unchanged: no build, no restart.
+    let out = p.ok(&["up"]);
+    assert!(out.contains("nothing changed"), "{out}");
+    assert!(!out.contains("building"), "{out}");
+    assert_eq!(p.containers(), ids, "same container");
+
+    // Edit → new bytes, new container, the old one removed.
+    let edited = String::from_utf8(original.clone())
+        .unwrap()
+        .replace("MARKER-ORIGINAL", "MARKER-EDITED");
+    std::fs::write(p.site("index.html"), &edited).unwrap();
+    let out = p.ok(&["up"]);
+    assert!(out.contains("built"), "{out}");
+    assert_eq!(p.get("/").text(), edited);
+    let new_ids = p.containers();
+    assert_eq!(new_ids.len(), 1, "old container removed: {new_ids:?}");
+    assert_ne!(new_ids, ids);
+
+    // status shows the live container, its fingerprint, URL and health.
+    let status = p.ok(&["status"]);
+    assert!(status.contains("running"), "{status}");
+    assert!(status.contains("healthy"), "{status}");
+    assert!(status.contains("up to date"), "{status}");
+    assert!(
+        status.contains(&format!("127.0.0.1:{}", p.port)),
+        "{status}"
+    );
+
+    // down removes every labelled container; --images the images.
+    let out = p.ok(&["down", "--images"]);
+    assert!(out.contains("removed 1 container"), "{out}");
+    assert!(p.containers().is_empty());
+    assert!(p.images().is_empty(), "{:?}", p.images());
+    assert!(get(p.addr(), "/", &[], std::time::Duration::from_secs(1)).is_err());
+}
+
+#[test]
+fn headers_404_gzip_static_and_healthz() {
+    if !engine_ready() {
+        return;
+    }
+    let p = Project::new("hdr");
+    p.ok(&["up"]);
+
+    let security = [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "strict-origin-when-cross-origin"),
+    ];
+    let check = |path: &str, r: &Response| {
+        for (k, v) in security {
+            assert_eq!(r.header(k), Some(v), "{k} on {path}: {:?}", r.headers);
+        }
+        let csp = r.header("content-security-policy").unwrap_or_default();
+        assert!(
+            csp.contains("frame-ancestors 'none'"),
+            "CSP on {path}: {csp}"
+        );
+        assert_eq!(
+            r.header("server"),
+            Some("nginx"),
+            "no version in Server on {path}"
+        );
+    };
+
+    let index = p.get("/");
+    check("/", &index);
+    assert_eq!(index.header("cache-control"), Some("no-cache"));
+
+    let missing = p.get("/no/such/page");
+    assert_eq!(missing.status, 404);
+    check("/no/such/page", &missing);
+    assert!(
+        missing.text().contains("fixture 404 page"),
+        "site/404.html is the 404 page"
+    );
+
+    // Hashed asset: immutable; .gz sibling served on Accept-Encoding: gzip.
+    let css_path = "/assets/app.3f2a1c9b.css";
+    let css = p.get(css_path);
+    check(css_path, &css);
+    assert_eq!(
+        css.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(
+        css.body,
+        std::fs::read(p.site("assets/app.3f2a1c9b.css")).unwrap()
+    );
+    let gz = p.get_with(css_path, &[("Accept-Encoding", "gzip")]);
+    check(css_path, &gz);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    // gzip_static sends a Content-Length (on-the-fly gzip would be chunked).
+    assert_eq!(
+        gz.header("content-length"),
+        Some(gz.body.len().to_string().as_str())
+    );
+    assert!(gz.body.len() < css.body.len() / 2);
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(gz.body.as_slice())
+        .read_to_end(&mut plain)
+        .unwrap();
+    assert_eq!(plain, css.body);
+
+    let health = p.get("/healthz");
+    assert_eq!((health.status, health.text().as_str()), (200, "ok\n"));
+    check("/healthz", &health);
+
+    // Directory index and the relative redirect (no container port leaks).
+    assert_eq!(p.get("/about/").status, 200);
+    let redirect = p.get("/about");
+    assert_eq!(redirect.status, 301);
+    assert_eq!(redirect.header("location"), Some("/about/"));
+
+    // Not packed at all: dotfiles, ignored paths. .well-known is served.
+    for hidden in [
+        "/.env",
+        "/.sitebuildignore",
+        "/drafts/wip.html",
+        "/mockup.psd",
+    ] {
+        assert_eq!(p.get(hidden).status, 404, "{hidden}");
+    }
+    assert_eq!(p.get("/.well-known/security.txt").status, 200);
+}
+
+#[test]
+fn container_is_hardened_and_image_has_no_secrets() {
+    if !engine_ready() {
+        return;
+    }
+    let p = Project::new("sec");
+    std::fs::create_dir_all(p.site(".git")).unwrap();
+    std::fs::write(p.site(".git/config"), "[core]\n").unwrap();
+    std::os::unix::fs::symlink("about/index.html", p.site("about.html")).unwrap();
+    p.ok(&["up"]);
+    let id = p.containers().pop().unwrap();
+
+    assert_eq!(inspect(&id, "{{.Config.User}}"), "101:101");
+    assert_eq!(inspect(&id, "{{.HostConfig.ReadonlyRootfs}}"), "true");
+    assert_eq!(inspect(&id, "{{json .HostConfig.CapDrop}}"), "[\"ALL\"]");
+    assert!(inspect(&id, "{{json .HostConfig.SecurityOpt}}").contains("no-new-privileges"));
+    assert_eq!(
+        inspect(&id, "{{.HostConfig.RestartPolicy.Name}}"),
+        "unless-stopped"
+    );
+    assert!(
+        inspect(&id, "{{.HostConfig.Memory}}")
+            .parse::<i64>()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        inspect(&id, "{{.HostConfig.PidsLimit}}")
+            .parse::<i64>()
+            .unwrap()
+            > 0
+    );
+    let bindings = inspect(&id, "{{json .HostConfig.PortBindings}}");
+    assert!(bindings.contains("\"HostIp\":\"127.0.0.1\""), "{bindings}");
+
+    // Every nginx process runs as uid 101, not root.
+    let top = docker_lines(&["top", &id, "-o", "uid,pid,comm"]);
+    let procs: Vec<&String> = top.iter().skip(1).collect();
+    assert!(procs.len() >= 2, "master + worker: {top:?}");
+    for line in procs {
+        assert!(line.trim_start().starts_with("101 "), "non-root: {line}");
+    }
+
+    // The image filesystem: site files present, secrets and dotfiles absent.
+    let export = std::process::Command::new("docker")
+        .args(["export", &id])
+        .output()
+        .unwrap();
+    assert!(export.status.success());
+    let mut names = Vec::new();
+    for entry in tar::Archive::new(export.stdout.as_slice())
+        .entries()
+        .unwrap()
+    {
+        names.push(entry.unwrap().path().unwrap().display().to_string());
+    }
+    let html: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("usr/share/sitebuild/html/"))
+        .collect();
+    assert!(
+        html.iter().any(|n| n.ends_with("html/index.html")),
+        "{html:?}"
+    );
+    assert!(
+        html.iter().any(|n| n.ends_with("html/about.html")),
+        "in-site symlink packed: {html:?}"
+    );
+    for secret in [".env", ".git", ".sitebuildignore", "drafts", "mockup.psd"] {
+        assert!(
+            !html.iter().any(|n| n.contains(secret)),
+            "{secret} must not be in the image: {html:?}"
+        );
+    }
+    // The in-site symlink was packed as a regular file with the target's bytes.
+    assert_eq!(
+        p.get("/about.html").body,
+        std::fs::read(p.site("about/index.html")).unwrap()
+    );
+}
+
+#[test]
+fn build_twice_reuses_the_image_and_labels_it() {
+    if !engine_ready() {
+        return;
+    }
+    let p = Project::new("bld");
+    let first = p.ok(&["build"]);
+    assert!(first.contains("built"), "{first}");
+    let tag_latest = format!("{}:latest", p.name);
+    let id = inspect(&tag_latest, "{{.Id}}");
+
+    let second = p.ok(&["build"]);
+    assert!(second.contains("nothing to build"), "{second}");
+    assert_eq!(inspect(&tag_latest, "{{.Id}}"), id);
+
+    let labels = inspect(&tag_latest, "{{json .Config.Labels}}");
+    for key in [
+        "dev.sitebuild.fingerprint",
+        "org.opencontainers.image.created",
+        "org.opencontainers.image.title",
+        "org.opencontainers.image.version",
+    ] {
+        assert!(labels.contains(key), "{key} in {labels}");
+    }
+    let fp = inspect(
+        &tag_latest,
+        "{{index .Config.Labels \"dev.sitebuild.fingerprint\"}}",
+    );
+    assert_eq!(fp.len(), 64);
+    // Tagged <name>:<fingerprint> too.
+    assert_eq!(inspect(&format!("{}:{}", p.name, &fp[..12]), "{{.Id}}"), id);
+    assert!(
+        p.containers().is_empty(),
+        "build starts no container (the check one is removed)"
+    );
+}
