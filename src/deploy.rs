@@ -16,6 +16,8 @@ use crate::ui::Ui;
 
 /// Role label of site containers.
 pub const ROLE_SITE: &str = "site";
+/// Role label of the short-lived container that proves a new image healthy.
+pub const ROLE_CANARY: &str = "canary";
 
 /// The site containers of a project (any state), sorted by name.
 pub async fn site_containers(engine: &Engine, name: &str) -> Result<Vec<ContainerInfo>> {
@@ -76,27 +78,44 @@ pub async fn up(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<UpOutcome> {
         check_port_free(cfg)?;
     }
 
-    let spec = ContainerSpec {
-        name: format!("{}-{}-{}", cfg.name, p.short(), unique_suffix()),
-        image: p.tag(),
-        labels: HashMap::from([
-            (labels::MANAGED.to_string(), "true".to_string()),
-            (labels::PROJECT.to_string(), cfg.name.clone()),
-            (labels::ROLE.to_string(), ROLE_SITE.to_string()),
-            (labels::FINGERPRINT.to_string(), p.fingerprint.clone()),
-            (labels::ADDRESS.to_string(), address.clone()),
-        ]),
-        publish: Some((cfg.bind.to_string(), cfg.port, CONTAINER_PORT)),
-        user: crate::context::RUN_AS.to_string(),
-        memory_bytes: 256 * 1024 * 1024,
-        pids_limit: 256,
-        entrypoint: None,
-        cmd: None,
-        network_disabled: false,
-        restart: true,
-    };
-    let new_id = engine.create(&spec).await?;
+    let name = format!("{}-{}-{}", cfg.name, p.short(), unique_suffix());
+    let spec = site_spec(p, &name, ROLE_SITE, (cfg.bind.to_string(), cfg.port));
 
+    if !on_address.is_empty() {
+        // The old version holds the port. Prove the new image healthy on a spare loopback port
+        // first, so a broken version never stops the live one.
+        let spare = spare_port()?;
+        let canary = site_spec(
+            p,
+            &format!("{name}-canary"),
+            ROLE_CANARY,
+            ("127.0.0.1".into(), spare),
+        );
+        ui.detail(format!(
+            "health-checking {} on 127.0.0.1:{spare}",
+            canary.name
+        ));
+        let canary_id = engine.create(&canary).await?;
+        let gate = async {
+            engine.start(&canary_id).await?;
+            wait_healthy(
+                engine,
+                &canary_id,
+                SocketAddr::from(([127, 0, 0, 1], spare)),
+                Duration::from_secs(cfg.health_timeout),
+            )
+            .await
+        }
+        .await;
+        engine.remove(&canary_id).await?;
+        gate.with_context(|| {
+            format!(
+                "{name} did not become healthy; the live version was not touched and still serves"
+            )
+        })?;
+    }
+
+    let new_id = engine.create(&spec).await?;
     for old in &on_address {
         ui.detail(format!("stopping {} to free {address}", old.name));
         engine.stop(&old.id, Duration::from_secs(5)).await?;
@@ -120,16 +139,27 @@ pub async fn up(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<UpOutcome> {
         // Roll back: the old version serves again, the new container goes away.
         let _ = engine.remove(&new_id).await;
         for old in &on_address {
-            if let Err(e) = engine.start(&old.id).await {
+            let restarted = async {
+                engine.start(&old.id).await?;
+                wait_healthy(
+                    engine,
+                    &old.id,
+                    cfg.probe_addr(),
+                    Duration::from_secs(cfg.health_timeout),
+                )
+                .await
+            }
+            .await;
+            if let Err(e) = restarted {
                 ui.step(format!("warning: could not restart {}: {e:#}", old.name));
             }
         }
         let kept = if on_address.is_empty() {
             String::new()
         } else {
-            " (the previous version was restarted and still serves)".to_string()
+            " (the previous version was restarted and serves again)".to_string()
         };
-        return Err(err.context(format!("{} did not become healthy{kept}", spec.name)));
+        return Err(err.context(format!("{name} did not become healthy{kept}")));
     }
 
     let mut replaced = Vec::new();
@@ -138,10 +168,50 @@ pub async fn up(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<UpOutcome> {
         replaced.push(old.name.clone());
     }
     Ok(UpOutcome::Started {
-        container: spec.name,
+        container: name,
         replaced,
         took: started.elapsed(),
     })
+}
+
+/// A hardened site container for `p`'s image.
+fn site_spec(p: &Prepared, name: &str, role: &str, publish: (String, u16)) -> ContainerSpec {
+    let cfg = &p.config;
+    ContainerSpec {
+        name: name.to_string(),
+        image: p.tag(),
+        labels: HashMap::from([
+            (labels::MANAGED.to_string(), "true".to_string()),
+            (labels::PROJECT.to_string(), cfg.name.clone()),
+            (labels::ROLE.to_string(), role.to_string()),
+            (labels::FINGERPRINT.to_string(), p.fingerprint.clone()),
+            (
+                labels::ADDRESS.to_string(),
+                address_label(&publish.0, publish.1),
+            ),
+        ]),
+        publish: Some((publish.0, publish.1, CONTAINER_PORT)),
+        user: crate::context::RUN_AS.to_string(),
+        memory_bytes: 256 * 1024 * 1024,
+        pids_limit: 256,
+        entrypoint: None,
+        cmd: None,
+        network_disabled: false,
+        restart: role == ROLE_SITE,
+    }
+}
+
+fn address_label(ip: &str, port: u16) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port).to_string(),
+        Err(_) => format!("{ip}:{port}"),
+    }
+}
+
+/// A loopback port nobody listens on right now.
+fn spare_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("cannot find a free loopback port")?;
+    Ok(l.local_addr()?.port())
 }
 
 /// Six hex digits to keep container names unique across runs.
