@@ -53,19 +53,17 @@ pub async fn up(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<UpOutcome> {
         c.is_running()
             && c.label(labels::FINGERPRINT) == Some(p.fingerprint.as_str())
             && c.label(labels::ADDRESS) == Some(address.as_str())
-    }) {
-        if probe(cfg.probe_addr(), Duration::from_secs(2))
-            .await
-            .is_ok()
-        {
-            // Leftovers from an interrupted run are removed; the live one is untouched.
-            for other in existing.iter().filter(|c| c.id != live.id) {
-                engine.remove(&other.id).await?;
-            }
-            return Ok(UpOutcome::Unchanged {
-                container: live.name.clone(),
-            });
+    }) && probe(cfg.probe_addr(), Duration::from_secs(2))
+        .await
+        .is_ok()
+    {
+        // Leftovers from an interrupted run are removed; the live one is untouched.
+        for other in existing.iter().filter(|c| c.id != live.id) {
+            engine.remove(&other.id).await?;
         }
+        return Ok(UpOutcome::Unchanged {
+            container: live.name.clone(),
+        });
     }
 
     let started = Instant::now();

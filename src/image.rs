@@ -84,11 +84,11 @@ impl BuildOutcome {
 /// Build the image unless one with this fingerprint exists; tag `<name>:<fp>` and `<name>:latest`.
 pub async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<BuildOutcome> {
     let tag = p.tag();
-    if let Some(img) = engine.image(&tag).await? {
-        if img.labels.get(labels::FINGERPRINT) == Some(&p.fingerprint) {
-            engine.tag(&img.id, &p.config.name, "latest").await?;
-            return Ok(BuildOutcome::Reused { image_id: img.id });
-        }
+    if let Some(img) = engine.image(&tag).await?
+        && img.labels.get(labels::FINGERPRINT) == Some(&p.fingerprint)
+    {
+        engine.tag(&img.id, &p.config.name, "latest").await?;
+        return Ok(BuildOutcome::Reused { image_id: img.id });
     }
     engine.ensure_base_image(&p.config.base_image).await?;
 

@@ -64,13 +64,13 @@ pub fn render(name: &str, source: &str, inputs: &RenderInputs<'_>) -> Result<Str
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_formatter(|out, state, value| {
-        if let Some(s) = value.as_str() {
-            if let Some(bad) = s.chars().find(|c| ";{}\"'\\\n\r".contains(*c)) {
-                return Err(minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    format!("refusing to write {s:?} into the nginx config: it contains {bad:?}"),
-                ));
-            }
+        if let Some(s) = value.as_str()
+            && let Some(bad) = s.chars().find(|c| ";{}\"'\\\n\r".contains(*c))
+        {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("refusing to write {s:?} into the nginx config: it contains {bad:?}"),
+            ));
         }
         minijinja::escape_formatter(out, state, value)
     });

@@ -68,10 +68,10 @@ pub fn is_hidden(rel: &str) -> bool {
 fn load_ignore(root: &Path) -> Result<Gitignore> {
     let mut builder = GitignoreBuilder::new(root);
     let path = root.join(IGNORE_FILE);
-    if path.exists() {
-        if let Some(err) = builder.add(&path) {
-            bail!("{}: {err} (fix or remove the pattern)", path.display());
-        }
+    if path.exists()
+        && let Some(err) = builder.add(&path)
+    {
+        bail!("{}: {err} (fix or remove the pattern)", path.display());
     }
     builder
         .build()
@@ -385,23 +385,24 @@ mod tests {
         assert_eq!(base, fp(&INPUTS), "same input, same fingerprint");
         assert_eq!(base.len(), 64);
 
-        let mut changed = Vec::new();
-        changed.push(fp(&FingerprintInputs {
-            base_image: "nginx:2",
-            ..INPUTS
-        }));
-        changed.push(fp(&FingerprintInputs {
-            nginx_conf: "conf2",
-            ..INPUTS
-        }));
-        changed.push(fp(&FingerprintInputs {
-            dockerfile: "FROM y",
-            ..INPUTS
-        }));
-        changed.push(fp(&FingerprintInputs {
-            precompress_min_size: 1,
-            ..INPUTS
-        }));
+        let mut changed = vec![
+            fp(&FingerprintInputs {
+                base_image: "nginx:2",
+                ..INPUTS
+            }),
+            fp(&FingerprintInputs {
+                nginx_conf: "conf2",
+                ..INPUTS
+            }),
+            fp(&FingerprintInputs {
+                dockerfile: "FROM y",
+                ..INPUTS
+            }),
+            fp(&FingerprintInputs {
+                precompress_min_size: 1,
+                ..INPUTS
+            }),
+        ];
         // bytes
         fs::write(d.path().join("a.css"), "body{ }").unwrap();
         changed.push(fp(&INPUTS));

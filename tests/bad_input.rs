@@ -48,10 +48,12 @@ fn reset(p: &Project) {
     p.write_toml("");
 }
 
+/// Makes the project bad; returns extra args for `up`.
+type Setup = Box<dyn Fn(&Project) -> Vec<String>>;
+
 struct Case {
     name: &'static str,
-    /// Make the project bad; returns extra args for `up`.
-    setup: Box<dyn Fn(&Project) -> Vec<String>>,
+    setup: Setup,
     env: Vec<(&'static str, String)>,
     /// Every one of these must appear in stderr.
     expect: Vec<&'static str>,
