@@ -7,6 +7,7 @@
 # complete nginx.conf itself, so nothing else from the base is used.
 #
 # Usage: scripts/offline-base.sh [TAG]        (default tag: sitebuild/nginx:offline)
+#        FORCE=1 scripts/offline-base.sh      rebuild even when the image is up to date
 # Needs: a running Docker engine; installs Debian's nginx-light when missing (apt).
 set -euo pipefail
 
@@ -30,6 +31,14 @@ fi
 if ! /usr/sbin/nginx -V 2>&1 | grep -q -- '--with-http_gzip_static_module'; then
   echo "error: /usr/sbin/nginx lacks gzip_static; install Debian's nginx-light or nginx" >&2
   exit 1
+fi
+
+version="$(/usr/sbin/nginx -v 2>&1 | sed 's|.*nginx/||')"
+binary_sum="$(sha256sum /usr/sbin/nginx | cut -c1-16)"
+existing="$(docker image inspect -f '{{index .Config.Labels "dev.sitebuild.nginx-sha256"}}' "$tag" 2>/dev/null || true)"
+if [ "$existing" = "$binary_sum" ] && [ "${FORCE:-0}" != "1" ]; then
+  echo "$tag is up to date (Debian nginx $version); FORCE=1 rebuilds it"
+  exit 0
 fi
 
 root="$(mktemp -d)"
@@ -58,7 +67,6 @@ nginx:x:101:
 nogroup:x:65534:
 GROUP
 
-version="$(/usr/sbin/nginx -v 2>&1 | sed 's|.*nginx/||')"
 # Fixed mtimes and owners so the same nginx gives the same layer.
 tar --sort=name --mtime='2000-01-01 00:00:00Z' --owner=0 --group=0 --numeric-owner \
   -C "$root" -cf - . |
@@ -66,7 +74,7 @@ tar --sort=name --mtime='2000-01-01 00:00:00Z' --owner=0 --group=0 --numeric-own
     --change 'USER 101:101' \
     --change 'EXPOSE 8080' \
     --change 'ENTRYPOINT ["/usr/sbin/nginx", "-e", "stderr", "-g", "daemon off;"]' \
-    --change "LABEL org.opencontainers.image.title=sitebuild-nginx-offline org.opencontainers.image.version=$version" \
+    --change "LABEL org.opencontainers.image.title=sitebuild-nginx-offline org.opencontainers.image.version=$version dev.sitebuild.nginx-sha256=$binary_sum" \
     - "$tag" >/dev/null
 
 echo "built $tag (Debian nginx $version, $(docker image inspect -f '{{.Size}}' "$tag") bytes)"

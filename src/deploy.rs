@@ -73,7 +73,21 @@ pub async fn up(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<UpOutcome> {
         .iter()
         .partition(|c| c.is_running() && c.label(labels::ADDRESS) == Some(address.as_str()));
     if on_address.is_empty() {
-        check_port_free(cfg)?;
+        if let Err(e) = check_port_free(cfg) {
+            let holders = engine
+                .containers_with_labels(&[(labels::MANAGED, "true"), (labels::ADDRESS, &address)])
+                .await
+                .unwrap_or_default();
+            if let Some(h) = holders.iter().find(|h| h.is_running()) {
+                return Err(e.context(format!(
+                    "{address} is held by another sitebuild project, `{}` (container {}); stop it with \
+                     `sitebuild down` in that project, or use another port",
+                    h.label(labels::PROJECT).unwrap_or("?"),
+                    h.name
+                )));
+            }
+            return Err(e);
+        }
     }
 
     let name = format!("{}-{}-{}", cfg.name, p.short(), unique_suffix());
@@ -231,8 +245,11 @@ fn check_port_free(cfg: &Config) -> Result<()> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => bail!(
             "{addr} is already in use by another program; choose another port with --port, \
-             SITEBUILD_PORT or `port` in sitebuild.toml (now {})",
-            cfg.describe("port")
+             SITEBUILD_PORT or `port` in sitebuild.toml (the port now comes from {})",
+            cfg.origin
+                .get("port")
+                .map(String::as_str)
+                .unwrap_or("the default, 8080")
         ),
         // e.g. binding a non-local address: let the engine decide.
         Err(_) => Ok(()),

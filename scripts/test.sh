@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The full test suite, as CI runs it (.ci/run calls this). Installs what it needs:
+# Debian's nginx-light (for the offline base image) and shellcheck, PyPI's gixy-next.
+# Needs a running Docker engine; without one the engine tests fail (CI=true), never skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CI="${CI:-true}"
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v shellcheck >/dev/null 2>&1; then
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq shellcheck >/dev/null
+fi
+if ! command -v gixy >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check gixy-next
+  hash -r
+fi
+
+echo "== docker engine"
+docker version --format 'client {{.Client.Version}}, server {{.Server.Version}} (API {{.Server.APIVersion}})'
+
+echo "== offline base image"
+scripts/offline-base.sh
+
+echo "== shellcheck"
+shellcheck scripts/*.sh .ci/run
+
+echo "== cargo fmt / clippy"
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+
+echo "== cargo test (unit, CLI, real engine)"
+cargo test --locked
+
+echo "== nothing left behind"
+left="$(docker ps -aq --filter 'label=dev.sitebuild.managed' --filter 'name=sbtest-')"
+if [ -n "$left" ]; then
+  echo "error: tests left containers behind:" >&2
+  docker ps -a --filter 'label=dev.sitebuild.managed' --filter 'name=sbtest-' >&2
+  exit 1
+fi
+echo "all tests passed"
