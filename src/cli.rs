@@ -44,15 +44,31 @@ pub enum Command {
     ///
     /// Example: `sitebuild build` → tags `<name>:<fingerprint>` and `<name>:latest`
     Build(BuildArgs),
-    /// Build if needed and run the site on http://<bind>:<port>; replaces an older version.
+    /// Build if needed and serve the site on http://<bind>:<port> (same path as `deploy`).
     ///
     /// Example: `sitebuild up --port 9000`
     Up(UpArgs),
+    /// Build if needed, then swap the live version without dropping a request: the new
+    /// container must answer /healthz before the edge proxy switches to it.
+    ///
+    /// Example: `sitebuild deploy` (run it again with nothing changed: a no-op)
+    Deploy(UpArgs),
+    /// Go back to the previous image (or the one with the given fingerprint) through the same
+    /// health gate.
+    ///
+    /// Example: `sitebuild rollback` or `sitebuild rollback 3f2a1c`
+    Rollback {
+        /// Fingerprint (at least 4 leading hex digits) of a kept image; default: the previous one.
+        fingerprint: Option<String>,
+        #[command(flatten)]
+        args: UpArgs,
+    },
     /// Show what runs for this project: container, fingerprint, URL, health, since when.
     ///
     /// Example: `sitebuild status`
     Status,
-    /// Remove every container sitebuild created for this project (and with --images, its images).
+    /// Remove every container, network and volume sitebuild created for this project (and with
+    /// --images, its images).
     ///
     /// Example: `sitebuild down --images`
     Down {

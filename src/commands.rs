@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::{BuildArgs, Cli, Command, UpArgs};
 use crate::config::{Config, Overrides};
-use crate::deploy::{self, UpOutcome};
+use crate::deploy::{self, Outcome, Release};
 use crate::engine::{Engine, labels};
 use crate::image::{self, BuildOutcome, Prepared};
 use crate::render;
@@ -24,7 +24,10 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Render { out } => render_cmd(&cli.dir, out.as_deref(), &ui),
         Command::Build(args) => runtime.block_on(build_cmd(&cli.dir, &args, &ui)),
-        Command::Up(args) => runtime.block_on(up_cmd(&cli.dir, &args, &ui)),
+        Command::Up(args) | Command::Deploy(args) => runtime.block_on(up_cmd(&cli.dir, &args, &ui)),
+        Command::Rollback { fingerprint, args } => {
+            runtime.block_on(rollback_cmd(&cli.dir, fingerprint.as_deref(), &args, &ui))
+        }
         Command::Status => runtime.block_on(status_cmd(&cli.dir, &ui)),
         Command::Down { images } => runtime.block_on(down_cmd(&cli.dir, images, &ui)),
     }
@@ -98,90 +101,155 @@ async fn up_cmd(dir: &std::path::Path, args: &UpArgs, ui: &Ui) -> Result<()> {
     if matches!(outcome, BuildOutcome::Built { .. }) {
         ui.step(describe_build(&p, &outcome));
     }
-    match deploy::up(&engine, &p, ui).await? {
-        UpOutcome::Unchanged { container } => ui.result(format!(
+    let result = deploy::deploy(&engine, &config, &Release::from(&p), ui).await?;
+    report(&config, &Release::from(&p), &result, ui);
+    Ok(())
+}
+
+async fn rollback_cmd(
+    dir: &std::path::Path,
+    fingerprint: Option<&str>,
+    args: &UpArgs,
+    ui: &Ui,
+) -> Result<()> {
+    let config = load(dir, &args.build, Some(args))?;
+    let engine = Engine::connect().await?;
+    let result = deploy::rollback(&engine, &config, fingerprint, ui).await?;
+    let short = match &result {
+        Outcome::Unchanged { container } | Outcome::Deployed { container, .. } => container.clone(),
+    };
+    ui.result(format!("rolled back: {short} serves {}", config.url()));
+    Ok(())
+}
+
+fn report(config: &Config, release: &Release, outcome: &Outcome, ui: &Ui) {
+    match outcome {
+        Outcome::Unchanged { container } => ui.result(format!(
             "✔ {} already live at {} ({container}); nothing changed",
-            p.short(),
+            release.short(),
             config.url()
         )),
-        UpOutcome::Started {
+        Outcome::Deployed {
             container,
             replaced,
             took,
         } => {
-            let replaced = if replaced.is_empty() {
-                String::new()
-            } else {
-                format!(", replaced {}", replaced.join(", "))
-            };
+            let replaced = replaced
+                .as_ref()
+                .map(|r| format!(", replaced {r}"))
+                .unwrap_or_default();
             ui.result(format!(
-                "✔ {} live at {} ({container}, healthy in {:.1} s{replaced})",
-                p.short(),
+                "✔ {} live at {} ({container}, deployed in {:.1} s{replaced})",
+                release.short(),
                 config.url(),
                 took.as_secs_f64()
             ));
         }
     }
-    Ok(())
 }
 
 async fn status_cmd(dir: &std::path::Path, ui: &Ui) -> Result<()> {
     let config = load(dir, &BuildArgs::default(), None)?;
     let engine = Engine::connect().await?;
-    let containers = deploy::site_containers(&engine, &config.name).await?;
+    let all = engine
+        .containers_with_labels(&[(labels::PROJECT, &config.name)])
+        .await?;
     let current = image::prepare(&config).map(|p| p.fingerprint);
     ui.result(format!(
-        "project   {} (engine {})",
+        "project    {} (engine {})",
         config.name,
         engine.host()
     ));
-    if containers.is_empty() {
+    if all.is_empty() {
         ui.result("nothing runs for this project (start it with `sitebuild up`)");
+        return Ok(());
     }
-    for c in &containers {
-        let fp = c.label(labels::FINGERPRINT).unwrap_or("?");
-        let address = c.label(labels::ADDRESS).unwrap_or("?");
+    let edge = all
+        .iter()
+        .find(|c| c.label(labels::ROLE) == Some(deploy::edge::ROLE_EDGE));
+    let mut live_name = None;
+    if let Some(e) = edge {
+        let address = e.label(labels::ADDRESS).unwrap_or("?");
         ui.result(format!(
-            "container {} ({})",
-            c.name,
-            &c.id[..12.min(c.id.len())]
+            "edge       {} ({}) on http://{address}/ since {}",
+            e.name,
+            e.state,
+            e.started_at.as_deref().unwrap_or("?")
         ));
-        ui.result(format!(
-            "  image       {} (fingerprint {})",
-            c.image,
-            site::short(fp)
-        ));
-        ui.result(format!(
-            "  state       {} since {}",
-            c.state,
-            c.started_at.as_deref().unwrap_or("?")
-        ));
-        if let Ok(addr) = address.parse::<std::net::SocketAddr>() {
-            let probe_addr = if addr.ip().is_unspecified() {
-                std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
-            } else {
-                addr
-            };
-            let health = if c.is_running() {
-                match deploy::probe(probe_addr, Duration::from_secs(2)).await {
+        let handle = deploy::edge::Edge {
+            id: e.id.clone(),
+            name: e.name.clone(),
+            probe: config.probe_addr(),
+        };
+        if let Some(live) = deploy::edge::read_live(&engine, &handle).await? {
+            let health = if address == deploy::address_of(&config) {
+                match deploy::probe(config.probe_addr(), "/healthz", Duration::from_secs(2)).await {
                     Ok(_) => "healthy (/healthz 200)".to_string(),
                     Err(e) => format!("unhealthy: {e:#}"),
                 }
             } else {
-                "not running".to_string()
+                format!(
+                    "not probed (the edge is on {address}, the config says {})",
+                    deploy::address_of(&config)
+                )
             };
-            ui.result(format!("  url         http://{addr}/"));
-            ui.result(format!("  health      {health}"));
-        }
-        match &current {
-            Ok(now) if now == fp => ui.result("  content     up to date with the project"),
-            Ok(now) => ui.result(format!(
-                "  content     the project now has {} (run `sitebuild up`)",
-                site::short(now)
-            )),
-            Err(e) => ui.result(format!("  content     the project does not build: {e:#}")),
+            ui.result(format!(
+                "live       {} (fingerprint {})",
+                live.container,
+                site::short(&live.fingerprint)
+            ));
+            ui.result(format!("health     {health}"));
+            match &current {
+                Ok(now) if *now == live.fingerprint => {
+                    ui.result("content    up to date with the project")
+                }
+                Ok(now) => ui.result(format!(
+                    "content    the project now has {} (run `sitebuild deploy`)",
+                    site::short(now)
+                )),
+                Err(e) => ui.result(format!("content    the project does not build: {e:#}")),
+            }
+            live_name = Some(live.container);
+        } else {
+            ui.result("live       none yet");
         }
     }
+    for c in &all {
+        let role = c.label(labels::ROLE).unwrap_or("?");
+        if role == deploy::edge::ROLE_EDGE || Some(&c.name) == live_name.as_ref() {
+            if Some(&c.name) == live_name.as_ref() {
+                ui.result(format!(
+                    "           {} {} since {}",
+                    c.name,
+                    c.state,
+                    c.started_at.as_deref().unwrap_or("?")
+                ));
+            }
+            continue;
+        }
+        let what = match role {
+            deploy::lock::ROLE_LOCK => format!(
+                "deploy lock held by {}",
+                c.label(labels::HOLDER).unwrap_or("?")
+            ),
+            _ => "leftover (removed by the next deploy)".to_string(),
+        };
+        ui.result(format!(
+            "other      {} ({}, {}): {what}",
+            c.name, role, c.state
+        ));
+    }
+    let images = deploy::project_images(&engine, &config.name).await?;
+    let kept: Vec<String> = images
+        .iter()
+        .filter_map(|i| i.labels.get(labels::FINGERPRINT))
+        .map(|f| site::short(f).to_string())
+        .collect();
+    ui.result(format!(
+        "images     {} kept for rollback: {}",
+        kept.len(),
+        kept.join(", ")
+    ));
     Ok(())
 }
 
@@ -195,13 +263,31 @@ async fn down_cmd(dir: &std::path::Path, images: bool, ui: &Ui) -> Result<()> {
         engine.remove(&c.id).await?;
         ui.step(format!("removed container {}", c.name));
     }
+    if engine
+        .remove_network(&deploy::network_name(&config.name))
+        .await?
+    {
+        ui.step(format!(
+            "removed network {}",
+            deploy::network_name(&config.name)
+        ));
+    }
+    if engine
+        .remove_volume(&deploy::volume_name(&config.name))
+        .await?
+    {
+        ui.step(format!(
+            "removed volume {}",
+            deploy::volume_name(&config.name)
+        ));
+    }
     let mut removed_images = 0;
     if images {
         for img in engine
             .images_with_labels(&[(labels::PROJECT, &config.name)])
             .await?
         {
-            engine.remove_image(&img.id).await?;
+            engine.remove_image(&img.id, true).await?;
             removed_images += 1;
         }
     }

@@ -31,6 +31,9 @@ pub struct FileConfig {
     pub spa: Option<bool>,
     pub precompress_min_size: Option<i64>,
     pub health_timeout: Option<i64>,
+    pub drain: Option<i64>,
+    pub keep_images: Option<i64>,
+    pub lock_timeout: Option<i64>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -64,6 +67,12 @@ pub struct Config {
     pub precompress_min_size: u64,
     /// Seconds to wait for `/healthz` to answer 200.
     pub health_timeout: u64,
+    /// Seconds the old version keeps running after the switch, for in-flight requests.
+    pub drain: u64,
+    /// Images of this project kept for `rollback` (the live one always is).
+    pub keep_images: u64,
+    /// Seconds a deploy waits for another deploy of the same project to finish.
+    pub lock_timeout: u64,
     /// Where each key's value came from ("sitebuild.toml", "SITEBUILD_PORT", "--port", "default").
     pub origin: BTreeMap<&'static str, String>,
 }
@@ -92,7 +101,7 @@ pub fn env_var(key: &str) -> String {
     format!("SITEBUILD_{}", key.to_ascii_uppercase())
 }
 
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 13] = [
     "name",
     "port",
     "bind",
@@ -103,6 +112,9 @@ const KEYS: [&str; 10] = [
     "spa",
     "precompress_min_size",
     "health_timeout",
+    "drain",
+    "keep_images",
+    "lock_timeout",
 ];
 
 impl Config {
@@ -159,6 +171,9 @@ impl Config {
                 ("port", file.port),
                 ("precompress_min_size", file.precompress_min_size),
                 ("health_timeout", file.health_timeout),
+                ("drain", file.drain),
+                ("keep_images", file.keep_images),
+                ("lock_timeout", file.lock_timeout),
             ];
             for (k, v) in ints {
                 if let Some(v) = v {
@@ -244,6 +259,7 @@ fn is_other_env(var: &str) -> bool {
             | "SITEBUILD_TEST_BASE_IMAGE"
             | "SITEBUILD_REGISTRY_USER"
             | "SITEBUILD_REGISTRY_PASSWORD"
+            | "SITEBUILD_PAUSE_AT"
     )
 }
 
@@ -378,20 +394,34 @@ fn validate(project_dir: PathBuf, mut layered: Layered) -> Result<Config> {
         None => 1024,
     };
 
-    let health_timeout = match take("health_timeout") {
-        Some((raw, from)) => {
-            let v = int_of("health_timeout", raw, &from)?;
-            if !(1..=600).contains(&v) {
-                return Err(err(
-                    "health_timeout",
-                    &from,
-                    format!("{v} is out of range; use 1 to 600 seconds"),
-                ));
+    let mut ranged = |key: &'static str,
+                      range: std::ops::RangeInclusive<i64>,
+                      unit: &str,
+                      default: u64|
+     -> Result<u64> {
+        match take(key) {
+            Some((raw, from)) => {
+                let v = int_of(key, raw, &from)?;
+                if !range.contains(&v) {
+                    return Err(err(
+                        key,
+                        &from,
+                        format!(
+                            "{v} is out of range; use {} to {} {unit}",
+                            range.start(),
+                            range.end()
+                        ),
+                    ));
+                }
+                Ok(v as u64)
             }
-            v as u64
+            None => Ok(default),
         }
-        None => 30,
     };
+    let health_timeout = ranged("health_timeout", 1..=600, "seconds", 30)?;
+    let drain = ranged("drain", 0..=300, "seconds", 3)?;
+    let keep_images = ranged("keep_images", 1..=100, "images", 3)?;
+    let lock_timeout = ranged("lock_timeout", 1..=3600, "seconds", 300)?;
 
     Ok(Config {
         project_dir,
@@ -405,6 +435,9 @@ fn validate(project_dir: PathBuf, mut layered: Layered) -> Result<Config> {
         spa,
         precompress_min_size,
         health_timeout,
+        drain,
+        keep_images,
+        lock_timeout,
         origin,
     })
 }
@@ -651,6 +684,9 @@ mod tests {
             ("precompress_min_size = -5", "`precompress_min_size`"),
             ("health_timeout = 0", "`health_timeout`"),
             ("health_timeout = 601", "`health_timeout`"),
+            ("drain = -1", "`drain`"),
+            ("keep_images = 0", "`keep_images`"),
+            ("lock_timeout = 0", "`lock_timeout`"),
             ("port = \"8080\"", "port"),
         ];
         for (toml, key) in cases {

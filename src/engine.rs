@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
+use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerConfig, ContainerCreateBody, HostConfig, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerConfig, ContainerCreateBody, ExecConfig, HostConfig, NetworkCreateRequest,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CommitContainerOptionsBuilder, CreateContainerOptionsBuilder,
-    CreateImageOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
-    StopContainerOptionsBuilder, TagImageOptionsBuilder,
+    CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder,
+    ListImagesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    TagImageOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -35,6 +37,8 @@ pub mod labels {
     pub const FINGERPRINT: &str = "dev.sitebuild.fingerprint";
     pub const ROLE: &str = "dev.sitebuild.role";
     pub const ADDRESS: &str = "dev.sitebuild.address";
+    pub const HOLDER: &str = "dev.sitebuild.holder";
+    pub const SINCE: &str = "dev.sitebuild.since";
 }
 
 /// A connected engine.
@@ -54,6 +58,8 @@ pub struct ContainerInfo {
     pub state: String,
     pub started_at: Option<String>,
     pub exit_code: Option<i64>,
+    /// How often the engine restarted it (a crash loop shows here).
+    pub restart_count: i64,
 }
 
 impl ContainerInfo {
@@ -72,6 +78,8 @@ pub struct ImageInfo {
     pub tags: Vec<String>,
     pub labels: HashMap<String, String>,
     pub size: i64,
+    /// Seconds since the epoch (0 when unknown).
+    pub created: i64,
 }
 
 /// A hardened site container: non-root, read-only rootfs, no capabilities, no privilege
@@ -90,6 +98,10 @@ pub struct ContainerSpec {
     pub entrypoint: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
     pub network_disabled: bool,
+    /// User-defined network to join (the project's private network).
+    pub network: Option<String>,
+    /// Named volumes: `volume:/path`.
+    pub binds: Vec<String>,
     /// `unless-stopped` for the site; no restart for one-shot checks.
     pub restart: bool,
 }
@@ -125,6 +137,16 @@ fn classify(err: bollard::errors::Error, what: &str) -> anyhow::Error {
         Some(409) => anyhow!(EngineError::Conflict(what.to_string())).context(err.to_string()),
         _ => anyhow!(err),
     }
+}
+
+/// Is this error (anywhere in the chain) a 409 from the engine?
+pub fn is_conflict(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<EngineError>(),
+            Some(EngineError::Conflict(_))
+        )
+    })
 }
 
 /// Is this error (anywhere in the chain) a 404 from the engine?
@@ -175,6 +197,7 @@ impl Engine {
                 tags: img.repo_tags.unwrap_or_default(),
                 labels: img.config.and_then(|c| c.labels).unwrap_or_default(),
                 size: img.size.unwrap_or_default(),
+                created: 0,
             })),
             Err(e) if status_of(&e) == Some(404) => Ok(None),
             Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot inspect image {reference}")),
@@ -343,12 +366,14 @@ impl Engine {
                 tags: i.repo_tags,
                 labels: i.labels,
                 size: i.size,
+                created: i.created,
             })
             .collect())
     }
 
-    pub async fn remove_image(&self, image: &str) -> Result<()> {
-        let opts = RemoveImageOptionsBuilder::new().force(true).build();
+    /// Remove an image; with `force` even when several tags or a stopped container use it.
+    pub async fn remove_image(&self, image: &str, force: bool) -> Result<()> {
+        let opts = RemoveImageOptionsBuilder::new().force(force).build();
         match self.docker.remove_image(image, Some(opts), None).await {
             Ok(_) => Ok(()),
             Err(e) if status_of(&e) == Some(404) => Ok(()),
@@ -413,6 +438,7 @@ impl Engine {
             state: state.status.map(|s| s.to_string()).unwrap_or_default(),
             started_at: state.started_at,
             exit_code: state.exit_code,
+            restart_count: c.restart_count.unwrap_or(0),
         })
     }
 
@@ -429,7 +455,12 @@ impl Engine {
                     }]),
                 )])
             }),
-            network_mode: spec.network_disabled.then(|| "none".to_string()),
+            network_mode: if spec.network_disabled {
+                Some("none".to_string())
+            } else {
+                spec.network.clone()
+            },
+            binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
             readonly_rootfs: Some(true),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges:true".into()]),
@@ -504,6 +535,134 @@ impl Engine {
             Err(e) if status_of(&e) == Some(409) => Ok(()),
             Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot remove container {id}")),
         }
+    }
+
+    /// Create the network if it does not exist.
+    pub async fn ensure_network(&self, name: &str, labels: &HashMap<String, String>) -> Result<()> {
+        if self.docker.inspect_network(name, None).await.is_ok() {
+            return Ok(());
+        }
+        let req = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        };
+        match self.docker.create_network(req).await {
+            Ok(_) => Ok(()),
+            Err(e) if status_of(&e) == Some(409) => Ok(()),
+            Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot create network {name}")),
+        }
+    }
+
+    pub async fn remove_network(&self, name: &str) -> Result<bool> {
+        match self.docker.remove_network(name).await {
+            Ok(()) => Ok(true),
+            Err(e) if status_of(&e) == Some(404) => Ok(false),
+            Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot remove network {name}")),
+        }
+    }
+
+    /// Create the named volume if it does not exist.
+    pub async fn ensure_volume(&self, name: &str, labels: &HashMap<String, String>) -> Result<()> {
+        let req = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(req)
+            .await
+            .map(|_| ())
+            .with_context(|| format!("cannot create volume {name}"))
+    }
+
+    pub async fn remove_volume(&self, name: &str) -> Result<bool> {
+        let opts = RemoveVolumeOptionsBuilder::new().force(true).build();
+        match self.docker.remove_volume(name, Some(opts)).await {
+            Ok(()) => Ok(true),
+            Err(e) if status_of(&e) == Some(404) => Ok(false),
+            Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot remove volume {name}")),
+        }
+    }
+
+    /// Write small files into `dir` of a container (which may be a volume of a read-only
+    /// container), owned by root, mode 0644.
+    pub async fn upload_files(&self, id: &str, dir: &str, files: &[(&str, &[u8])]) -> Result<()> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            h.set_mtime(crate::context::FIXED_MTIME);
+            tar.append_data(&mut h, name, *data)?;
+        }
+        let body = tar.into_inner()?;
+        let opts = UploadToContainerOptionsBuilder::new().path(dir).build();
+        self.docker
+            .upload_to_container(id, Some(opts), bollard::body_full(body.into()))
+            .await
+            .with_context(|| format!("cannot write files into {id}:{dir}"))
+    }
+
+    /// Read one small file from a container; None when it does not exist.
+    pub async fn download_file(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let opts = DownloadFromContainerOptionsBuilder::new()
+            .path(path)
+            .build();
+        let mut stream = self.docker.download_from_container(id, Some(opts));
+        let mut raw = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => raw.extend_from_slice(&bytes),
+                Err(e) if status_of(&e) == Some(404) => return Ok(None),
+                Err(e) => {
+                    return Err(anyhow!(e)).with_context(|| format!("cannot read {id}:{path}"));
+                }
+            }
+        }
+        let mut archive = tar::Archive::new(raw.as_slice());
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            if entry.header().entry_type().is_file() {
+                let mut out = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut out)?;
+                return Ok(Some(out));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Run a command in a running container; returns its exit code and output.
+    pub async fn exec(&self, id: &str, cmd: &[String]) -> Result<(i64, String)> {
+        let config = ExecConfig {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(cmd.to_vec()),
+            ..Default::default()
+        };
+        let exec = self
+            .docker
+            .create_exec(id, config)
+            .await
+            .map_err(|e| classify(e, id))
+            .with_context(|| format!("cannot run {cmd:?} in {id}"))?;
+        let mut output = String::new();
+        if let StartExecResults::Attached {
+            output: mut out, ..
+        } = self
+            .docker
+            .start_exec(&exec.id, None::<StartExecOptions>)
+            .await
+            .with_context(|| format!("cannot start {cmd:?} in {id}"))?
+        {
+            while let Some(Ok(chunk)) = out.next().await {
+                output.push_str(&chunk.to_string());
+            }
+        }
+        let inspect = self.docker.inspect_exec(&exec.id).await?;
+        Ok((inspect.exit_code.unwrap_or(-1), output))
     }
 
     /// The last `lines` lines of a container's output.

@@ -144,7 +144,7 @@ pub async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<Buil
 
     let result = check_and_commit(engine, p, &stage_id).await;
     if result.is_err() {
-        let _ = engine.remove_image(&stage_id).await;
+        let _ = engine.remove_image(&stage_id, true).await;
     }
     let image_id = result?;
     engine.tag(&image_id, &p.config.name, "latest").await?;
@@ -174,6 +174,8 @@ async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Resu
         entrypoint: Some(vec![context::NGINX.to_string()]),
         cmd: Some(context::check_args()),
         network_disabled: true,
+        network: None,
+        binds: vec![],
         restart: false,
     };
     let id = engine.create(&spec).await?;

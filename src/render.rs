@@ -44,23 +44,78 @@ impl<'a> RenderInputs<'a> {
     }
 }
 
-/// Load the override template from `templates_dir` if it exists; returns (name for errors, source).
-pub fn load_template(templates_dir: &Path) -> Result<(String, String)> {
-    let path = templates_dir.join(NGINX_TEMPLATE);
+/// The edge proxy's template file name.
+pub const EDGE_TEMPLATE: &str = "edge.conf.j2";
+
+/// Built-in edge template, the same file as `nginx/edge.conf.j2` in this repository.
+pub const DEFAULT_EDGE_TEMPLATE: &str = include_str!("../nginx/edge.conf.j2");
+
+/// Load `file` from `templates_dir` if it exists, else the built-in `default`;
+/// returns (name for errors, source).
+pub fn load_template_file(
+    templates_dir: &Path,
+    file: &str,
+    default: &str,
+) -> Result<(String, String)> {
+    let path = templates_dir.join(file);
     if path.exists() {
         let src = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read template {}", path.display()))?;
         Ok((path.display().to_string(), src))
     } else {
-        Ok((
-            format!("<built-in {NGINX_TEMPLATE}>"),
-            DEFAULT_NGINX_TEMPLATE.to_string(),
-        ))
+        Ok((format!("<built-in {file}>"), default.to_string()))
     }
 }
 
-/// Render `source` (named `name` in errors) with `inputs`.
+/// The site template: the project's override or the built-in one.
+pub fn load_template(templates_dir: &Path) -> Result<(String, String)> {
+    load_template_file(templates_dir, NGINX_TEMPLATE, DEFAULT_NGINX_TEMPLATE)
+}
+
+/// Render the site config `source` (named `name` in errors) with `inputs`.
 pub fn render(name: &str, source: &str, inputs: &RenderInputs<'_>) -> Result<String> {
+    let ctx = context! {
+        listen_port => CONTAINER_PORT,
+        server_name => inputs.server_name,
+        root => SITE_ROOT,
+        spa => inputs.spa,
+        has_404 => inputs.has_404,
+        gzip_min_length => inputs.gzip_min_length,
+        version => crate::VERSION,
+    };
+    let out = render_with(name, source, ctx)?;
+    if !out.contains("/healthz") {
+        bail!(
+            "{name}: the rendered config has no /healthz location; sitebuild needs `location = /healthz {{ return 200; }}` to know the site is up"
+        );
+    }
+    Ok(out)
+}
+
+/// What the edge template sees.
+#[derive(Debug, Clone, Default)]
+pub struct EdgeInputs<'a> {
+    pub live: &'a str,
+    pub live_fingerprint: &'a str,
+    pub candidate: &'a str,
+}
+
+/// Render the edge proxy config (override in `templates_dir`, else built-in).
+pub fn render_edge(templates_dir: &Path, inputs: &EdgeInputs<'_>) -> Result<String> {
+    let (name, source) = load_template_file(templates_dir, EDGE_TEMPLATE, DEFAULT_EDGE_TEMPLATE)?;
+    let ctx = context! {
+        listen_port => CONTAINER_PORT,
+        site_port => CONTAINER_PORT,
+        live => inputs.live,
+        live_fingerprint => inputs.live_fingerprint,
+        candidate => inputs.candidate,
+        version => crate::VERSION,
+    };
+    render_with(&name, &source, ctx)
+}
+
+/// Strict rendering with the injection backstop.
+fn render_with(name: &str, source: &str, ctx: minijinja::Value) -> Result<String> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_formatter(|out, state, value| {
@@ -77,22 +132,7 @@ pub fn render(name: &str, source: &str, inputs: &RenderInputs<'_>) -> Result<Str
     env.add_template_owned(name.to_string(), source.to_string())
         .map_err(|e| template_error(name, &e))?;
     let tmpl = env.get_template(name).expect("just added");
-    let ctx = context! {
-        listen_port => CONTAINER_PORT,
-        server_name => inputs.server_name,
-        root => SITE_ROOT,
-        spa => inputs.spa,
-        has_404 => inputs.has_404,
-        gzip_min_length => inputs.gzip_min_length,
-        version => crate::VERSION,
-    };
-    let out = tmpl.render(ctx).map_err(|e| template_error(name, &e))?;
-    if !out.contains("/healthz") {
-        bail!(
-            "{name}: the rendered config has no /healthz location; sitebuild needs `location = /healthz {{ return 200; }}` to know the site is up"
-        );
-    }
-    Ok(out)
+    tmpl.render(ctx).map_err(|e| template_error(name, &e))
 }
 
 /// "nginx/nginx.conf.j2, line 3: undefined value …" followed by minijinja's source excerpt.
@@ -188,6 +228,23 @@ mod tests {
             render("t", DEFAULT_NGINX_TEMPLATE, &bad).unwrap_err()
         );
         assert!(e.contains("refusing to write"), "{e}");
+    }
+
+    #[test]
+    fn edge_config_snapshots() {
+        let none = render_edge(Path::new("/nonexistent"), &EdgeInputs::default()).unwrap();
+        assert!(none.contains("return 503"));
+        assert!(!none.contains("upstream"));
+        let gate = render_edge(
+            Path::new("/nonexistent"),
+            &EdgeInputs {
+                live: "blog-111111111111-aaaaaa",
+                live_fingerprint: "111111111111",
+                candidate: "blog-222222222222-bbbbbb",
+            },
+        )
+        .unwrap();
+        insta::assert_snapshot!(gate);
     }
 
     #[test]

@@ -24,7 +24,8 @@ fn up_serves_bytes_replaces_on_change_noop_when_unchanged_and_down_cleans() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, original);
     let ids = p.containers();
-    assert_eq!(ids.len(), 1, "one site container");
+    assert_eq!(p.role("site").len(), 1, "one site container");
+    assert_eq!(p.role("edge").len(), 1, "one edge");
 
     // Unchanged: no build, no restart.
     let out = p.ok(&["up"]);
@@ -41,12 +42,14 @@ fn up_serves_bytes_replaces_on_change_noop_when_unchanged_and_down_cleans() {
     assert!(out.contains("built"), "{out}");
     assert_eq!(p.get("/").text(), edited);
     let new_ids = p.containers();
-    assert_eq!(new_ids.len(), 1, "old container removed: {new_ids:?}");
+    assert_eq!(new_ids.len(), 2, "old site container removed: {new_ids:?}");
     assert_ne!(new_ids, ids);
+    assert!(new_ids.contains(&p.role("edge")[0]), "the edge stays");
 
     // status shows the live container, its fingerprint, URL and health.
     let status = p.ok(&["status"]);
     assert!(status.contains("running"), "{status}");
+    assert!(status.contains("live "), "{status}");
     assert!(status.contains("healthy"), "{status}");
     assert!(status.contains("up to date"), "{status}");
     assert!(
@@ -56,8 +59,15 @@ fn up_serves_bytes_replaces_on_change_noop_when_unchanged_and_down_cleans() {
 
     // down removes every labelled container; --images the images.
     let out = p.ok(&["down", "--images"]);
-    assert!(out.contains("removed 1 container"), "{out}");
+    assert!(out.contains("removed 2 container"), "{out}");
+    assert!(out.contains("removed network"), "{out}");
+    assert!(out.contains("removed volume"), "{out}");
     assert!(p.containers().is_empty());
+    assert!(
+        !docker(&["network", "inspect", &format!("{}-net", p.name)])
+            .status
+            .success()
+    );
     assert!(p.images().is_empty(), "{:?}", p.images());
     assert!(get(p.addr(), "/", &[], std::time::Duration::from_secs(1)).is_err());
 }
@@ -162,38 +172,46 @@ fn container_is_hardened_and_image_has_no_secrets() {
     std::fs::write(p.site(".git/config"), "[core]\n").unwrap();
     std::os::unix::fs::symlink("about/index.html", p.site("about.html")).unwrap();
     p.ok(&["up"]);
-    let id = p.containers().pop().unwrap();
+    let id = p.role("site").pop().unwrap();
+    let edge = p.role("edge").pop().unwrap();
 
-    assert_eq!(inspect(&id, "{{.Config.User}}"), "101:101");
-    assert_eq!(inspect(&id, "{{.HostConfig.ReadonlyRootfs}}"), "true");
-    assert_eq!(inspect(&id, "{{json .HostConfig.CapDrop}}"), "[\"ALL\"]");
-    assert!(inspect(&id, "{{json .HostConfig.SecurityOpt}}").contains("no-new-privileges"));
-    assert_eq!(
-        inspect(&id, "{{.HostConfig.RestartPolicy.Name}}"),
-        "unless-stopped"
-    );
-    assert!(
-        inspect(&id, "{{.HostConfig.Memory}}")
-            .parse::<i64>()
-            .unwrap()
-            > 0
-    );
-    assert!(
-        inspect(&id, "{{.HostConfig.PidsLimit}}")
-            .parse::<i64>()
-            .unwrap()
-            > 0
-    );
-    let bindings = inspect(&id, "{{json .HostConfig.PortBindings}}");
-    assert!(bindings.contains("\"HostIp\":\"127.0.0.1\""), "{bindings}");
+    for c in [&id, &edge] {
+        assert_eq!(inspect(c, "{{.Config.User}}"), "101:101");
+        assert_eq!(inspect(c, "{{.HostConfig.ReadonlyRootfs}}"), "true");
+        assert_eq!(inspect(c, "{{json .HostConfig.CapDrop}}"), "[\"ALL\"]");
+        assert!(inspect(c, "{{json .HostConfig.SecurityOpt}}").contains("no-new-privileges"));
+        assert_eq!(
+            inspect(c, "{{.HostConfig.RestartPolicy.Name}}"),
+            "unless-stopped"
+        );
+        assert!(inspect(c, "{{.HostConfig.Memory}}").parse::<i64>().unwrap() > 0);
+        assert!(
+            inspect(c, "{{.HostConfig.PidsLimit}}")
+                .parse::<i64>()
+                .unwrap()
+                > 0
+        );
 
-    // Every nginx process runs as uid 101, not root.
-    let top = docker_lines(&["top", &id, "-o", "uid,pid,comm"]);
-    let procs: Vec<&String> = top.iter().skip(1).collect();
-    assert!(procs.len() >= 2, "master + worker: {top:?}");
-    for line in procs {
-        assert!(line.trim_start().starts_with("101 "), "non-root: {line}");
+        // Every nginx process runs as uid 101, not root.
+        let top = docker_lines(&["top", c, "-o", "uid,pid,comm"]);
+        let procs: Vec<&String> = top.iter().skip(1).collect();
+        assert!(procs.len() >= 2, "master + worker: {top:?}");
+        for line in procs {
+            assert!(line.trim_start().starts_with("101 "), "non-root: {line}");
+        }
     }
+    // Only the edge publishes a port, on loopback; the site is on the private network only.
+    let bindings = inspect(&edge, "{{json .HostConfig.PortBindings}}");
+    assert!(bindings.contains("\"HostIp\":\"127.0.0.1\""), "{bindings}");
+    let site_ports = inspect(&id, "{{json .HostConfig.PortBindings}}");
+    assert!(
+        site_ports == "null" || site_ports == "{}",
+        "site publishes nothing: {site_ports}"
+    );
+    assert_eq!(
+        inspect(&id, "{{.HostConfig.NetworkMode}}"),
+        format!("{}-net", p.name)
+    );
 
     // The image filesystem: site files present, secrets and dotfiles absent.
     let export = std::process::Command::new("docker")

@@ -182,6 +182,18 @@ impl Project {
         ])
     }
 
+    /// IDs of this project's containers with this role (site, edge, lock).
+    pub fn role(&self, role: &str) -> Vec<String> {
+        docker_lines(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=dev.sitebuild.project={}", self.name),
+            "--filter",
+            &format!("label=dev.sitebuild.role={role}"),
+        ])
+    }
+
     pub fn images(&self) -> Vec<String> {
         docker_lines(&[
             "images",
@@ -200,6 +212,8 @@ impl Drop for Project {
             args.extend(ids.iter().map(String::as_str));
             let _ = docker(&args);
         }
+        let _ = docker(&["network", "rm", &format!("{}-net", self.name)]);
+        let _ = docker(&["volume", "rm", "-f", &format!("{}-edge", self.name)]);
         let mut imgs = self.images();
         imgs.sort();
         imgs.dedup();

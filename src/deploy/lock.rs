@@ -1,0 +1,144 @@
+//! One deploy per project at a time, across processes and machines: the lock is a container
+//! named `<name>-lock` (never started). Creating it is atomic in the engine; a second deploy gets
+//! 409, waits, and takes over when the holder is done. A lock whose holder process is gone (same
+//! host) or that is older than 30 minutes is stale and removed.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+use crate::config::Config;
+use crate::engine::{ContainerSpec, Engine, is_conflict, is_not_found, labels};
+use crate::ui::Ui;
+
+pub const ROLE_LOCK: &str = "lock";
+const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+
+/// A held lock; call [`Lock::release`].
+#[derive(Debug)]
+pub struct Lock {
+    id: String,
+}
+
+pub fn lock_name(project: &str) -> String {
+    format!("{project}-lock")
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown-host".into())
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Is the holder `host:pid` gone, or the lock too old?
+fn is_stale(holder: &str, since: u64) -> bool {
+    if now_secs().saturating_sub(since) > STALE_AFTER.as_secs() {
+        return true;
+    }
+    match holder.rsplit_once(':') {
+        Some((host, pid)) if host == hostname() => {
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }
+        _ => false,
+    }
+}
+
+/// Take the project's deploy lock, waiting up to `lock_timeout`.
+pub async fn acquire(engine: &Engine, cfg: &Config, ui: &Ui) -> Result<Lock> {
+    let name = lock_name(&cfg.name);
+    let holder = format!("{}:{}", hostname(), std::process::id());
+    let started = Instant::now();
+    let mut told = false;
+    loop {
+        let spec = ContainerSpec {
+            name: name.clone(),
+            image: cfg.base_image.clone(),
+            labels: HashMap::from([
+                (labels::MANAGED.to_string(), "true".to_string()),
+                (labels::PROJECT.to_string(), cfg.name.clone()),
+                (labels::ROLE.to_string(), ROLE_LOCK.to_string()),
+                (labels::HOLDER.to_string(), holder.clone()),
+                (labels::SINCE.to_string(), now_secs().to_string()),
+            ]),
+            publish: None,
+            user: crate::context::RUN_AS.to_string(),
+            memory_bytes: 16 * 1024 * 1024,
+            pids_limit: 8,
+            entrypoint: None,
+            cmd: None,
+            network_disabled: true,
+            network: None,
+            binds: vec![],
+            restart: false,
+        };
+        match engine.create(&spec).await {
+            Ok(id) => return Ok(Lock { id }),
+            Err(e) if is_conflict(&e) => {}
+            Err(e) => return Err(e),
+        }
+        let info = match engine.container(&name).await {
+            Ok(info) => info,
+            Err(e) if is_not_found(&e) => continue, // released meanwhile
+            Err(e) => return Err(e),
+        };
+        let other = info.label(labels::HOLDER).unwrap_or("?").to_string();
+        let since: u64 = info
+            .label(labels::SINCE)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if is_stale(&other, since) {
+            ui.step(format!(
+                "removing a stale deploy lock ({name}, held by {other}, whose process is gone)"
+            ));
+            engine.remove(&info.id).await?;
+            continue;
+        }
+        if !told {
+            ui.step(format!(
+                "waiting for another deploy of {} to finish (lock {name} held by {other}; lock_timeout {} s)",
+                cfg.name, cfg.lock_timeout
+            ));
+            told = true;
+        }
+        if started.elapsed() > Duration::from_secs(cfg.lock_timeout) {
+            bail!(
+                "another deploy of {} held the lock for more than {} s (lock_timeout); holder {other}. \
+                 If that deploy crashed on another machine, remove the lock with `docker rm {name}`",
+                cfg.name,
+                cfg.lock_timeout
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+impl Lock {
+    pub async fn release(self, engine: &Engine) -> Result<()> {
+        engine.remove(&self.id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staleness() {
+        let me = format!("{}:{}", hostname(), std::process::id());
+        assert!(!is_stale(&me, now_secs()), "a live holder is not stale");
+        assert!(is_stale(&me, now_secs() - 31 * 60), "too old");
+        assert!(
+            is_stale(&format!("{}:999999999", hostname()), now_secs()),
+            "dead pid"
+        );
+        assert!(!is_stale("other-host:1", now_secs()), "another host: wait");
+    }
+}
