@@ -56,11 +56,21 @@ pub fn serve_args() -> Vec<String> {
         .to_vec()
 }
 
-/// Arguments that test the config (`nginx -t`), quietly.
+/// Arguments that test the config (`nginx -t`), quietly: the serving arguments plus `-t -q`,
+/// so a config that clashes with them (e.g. its own `daemon` directive) fails here.
 pub fn check_args() -> Vec<String> {
-    ["-e", "stderr", "-t", "-q", "-c", CONF_PATH]
-        .map(String::from)
-        .to_vec()
+    [
+        "-e",
+        "stderr",
+        "-c",
+        CONF_PATH,
+        "-g",
+        "daemon off;",
+        "-t",
+        "-q",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// The Dockerfile sent with the context: one `COPY`, one layer.

@@ -234,7 +234,7 @@ mod tests {
     fn edge_config_snapshots() {
         let none = render_edge(Path::new("/nonexistent"), &EdgeInputs::default()).unwrap();
         assert!(none.contains("return 503"));
-        assert!(!none.contains("upstream"));
+        assert!(!none.contains("upstream sitebuild_"));
         let gate = render_edge(
             Path::new("/nonexistent"),
             &EdgeInputs {

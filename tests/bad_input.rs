@@ -4,49 +4,7 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
-
-/// Lay an invalid fixture over the project: files replace, `REMOVE` lists deletions,
-/// `name = "KEEP"` becomes the project's name.
-fn apply_fixture(p: &Project, case: &str) {
-    let dir = fixtures().join("invalid").join(case);
-    assert!(dir.is_dir(), "fixture {case}");
-    overlay(&dir, p.path(), p);
-    if let Ok(list) = std::fs::read_to_string(dir.join("REMOVE")) {
-        for rel in list.lines().filter(|l| !l.trim().is_empty()) {
-            std::fs::remove_file(p.path().join(rel.trim())).unwrap();
-        }
-        let _ = std::fs::remove_file(p.path().join("REMOVE"));
-    }
-}
-
-fn overlay(from: &Path, to: &Path, p: &Project) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            overlay(&entry.path(), &target, p);
-        } else if entry.file_name() != "REMOVE" {
-            let text = std::fs::read_to_string(entry.path()).unwrap();
-            let text = text.replace(
-                "name = \"KEEP\"",
-                &format!("name = \"{}\"\nport = {}", p.name, p.port),
-            );
-            std::fs::write(target, text).unwrap();
-        }
-    }
-}
-
-/// Reset the project to the valid fixture and config.
-fn reset(p: &Project) {
-    let _ = std::fs::remove_dir_all(p.path().join("site"));
-    let _ = std::fs::remove_dir_all(p.path().join("nginx"));
-    copy_tree(&fixtures().join("valid"), &p.path().join("site"));
-    p.write_toml("");
-}
 
 /// Makes the project bad; returns extra args for `up`.
 type Setup = Box<dyn Fn(&Project) -> Vec<String>>;

@@ -254,3 +254,185 @@ pub fn inspect(target: &str, format: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Counts from a [`Load`] run.
+#[derive(Debug, Default, Clone)]
+pub struct LoadReport {
+    pub ok: u64,
+    pub connection_errors: u64,
+    pub non_200: u64,
+    /// 200 responses whose body was none of the expected versions.
+    pub unexpected_body: u64,
+    pub first_error: Option<String>,
+}
+
+/// Constant HTTP load on loopback from a few threads, one request per connection
+/// (`Connection: close`), every response checked against the allowed bodies.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    allowed: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    threads: Vec<std::thread::JoinHandle<LoadReport>>,
+}
+
+impl Load {
+    pub fn start(addr: SocketAddr, path: &str, allowed: Vec<Vec<u8>>, threads: usize) -> Load {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let allowed = std::sync::Arc::new(std::sync::Mutex::new(allowed));
+        let handles = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                let allowed = allowed.clone();
+                let path = path.to_string();
+                std::thread::spawn(move || {
+                    let mut r = LoadReport::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        match get(addr, &path, &[], Duration::from_secs(5)) {
+                            Err(e) => {
+                                r.connection_errors += 1;
+                                r.first_error.get_or_insert(format!("{e:#}"));
+                            }
+                            Ok(resp) if resp.status != 200 => {
+                                r.non_200 += 1;
+                                r.first_error.get_or_insert(format!(
+                                    "status {}: {}",
+                                    resp.status,
+                                    resp.text()
+                                ));
+                            }
+                            Ok(resp) => {
+                                if allowed.lock().unwrap().contains(&resp.body) {
+                                    r.ok += 1;
+                                } else {
+                                    r.unexpected_body += 1;
+                                    r.first_error
+                                        .get_or_insert(format!("unexpected body: {}", resp.text()));
+                                }
+                            }
+                        }
+                    }
+                    r
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            allowed,
+            threads: handles,
+        }
+    }
+
+    /// Allow another body from now on (e.g. before deploying a new version).
+    pub fn allow(&self, body: Vec<u8>) {
+        self.allowed.lock().unwrap().push(body);
+    }
+
+    pub fn finish(self) -> LoadReport {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut total = LoadReport::default();
+        for t in self.threads {
+            let r = t.join().unwrap();
+            total.ok += r.ok;
+            total.connection_errors += r.connection_errors;
+            total.non_200 += r.non_200;
+            total.unexpected_body += r.unexpected_body;
+            if total.first_error.is_none() {
+                total.first_error = r.first_error;
+            }
+        }
+        total
+    }
+}
+
+impl LoadReport {
+    pub fn failures(&self) -> u64 {
+        self.connection_errors + self.non_200 + self.unexpected_body
+    }
+}
+
+/// Lay an invalid fixture over the project: files replace, `REMOVE` lists deletions,
+/// `name = "KEEP"` becomes the project's name.
+pub fn apply_fixture(p: &Project, case: &str) {
+    let dir = fixtures().join("invalid").join(case);
+    assert!(dir.is_dir(), "fixture {case}");
+    overlay(&dir, p.path(), p);
+    if let Ok(list) = std::fs::read_to_string(dir.join("REMOVE")) {
+        for rel in list.lines().filter(|l| !l.trim().is_empty()) {
+            std::fs::remove_file(p.path().join(rel.trim())).unwrap();
+        }
+        let _ = std::fs::remove_file(p.path().join("REMOVE"));
+    }
+}
+
+pub fn overlay(from: &Path, to: &Path, p: &Project) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            overlay(&entry.path(), &target, p);
+        } else if entry.file_name() != "REMOVE" {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            let text = text.replace(
+                "name = \"KEEP\"",
+                &format!("name = \"{}\"\nport = {}", p.name, p.port),
+            );
+            std::fs::write(target, text).unwrap();
+        }
+    }
+}
+
+/// Reset the project to the valid fixture and config.
+pub fn reset(p: &Project) {
+    let _ = std::fs::remove_dir_all(p.path().join("site"));
+    let _ = std::fs::remove_dir_all(p.path().join("nginx"));
+    copy_tree(&fixtures().join("valid"), &p.path().join("site"));
+    p.write_toml("");
+}
+
+/// A base image whose nginx passes `nginx -t` but exits at once when serving (crash loop):
+/// `sitebuild/nginx:offline` with a wrapper compiled from tests/fixtures/crashing-nginx.c.
+pub fn crashing_base_image() -> String {
+    let tag = "sbtest-crashing-nginx:1".to_string();
+    if docker(&["image", "inspect", &tag]).status.success() {
+        return tag;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/crashing-nginx.c");
+    let cc = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(dir.path().join("nginx"))
+        .arg(&src)
+        .output()
+        .expect("gcc is needed to build the crash-loop fixture");
+    assert!(
+        cc.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nCOPY nginx.real /usr/sbin/nginx.real\nCOPY nginx /usr/sbin/nginx\n",
+            base_image()
+        ),
+    )
+    .unwrap();
+    // The offline base's nginx is the host's Debian nginx: the same binary, renamed.
+    std::fs::copy("/usr/sbin/nginx", dir.path().join("nginx.real")).unwrap();
+    let out = docker(&[
+        "build",
+        "-q",
+        "--label",
+        "dev.sitebuild.test=crashing-nginx",
+        "-t",
+        &tag,
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tag
+}
