@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The full test suite, as CI runs it (.ci/run calls this). Installs what it needs:
-# Debian's nginx-light (for the offline base image) and shellcheck, PyPI's gixy-next.
+# Debian's nginx-light (for the offline base image), shellcheck and socat, PyPI's gixy-next.
 # Needs a running Docker engine; without one the engine tests fail (CI=true), never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,9 +8,13 @@ export CI="${CI:-true}"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v shellcheck >/dev/null 2>&1; then
+missing=()
+for tool in shellcheck socat; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq shellcheck >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 if ! command -v gixy >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check gixy-next

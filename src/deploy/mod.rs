@@ -175,12 +175,13 @@ async fn deploy_locked(
         }
     }
     if let Some(l) = &live
-        && l.fingerprint == release.fingerprint {
-            edge::apply(engine, cfg, &edge, Some(l), None).await?;
-            return Ok(Outcome::Unchanged {
-                container: l.container.clone(),
-            });
-        }
+        && l.fingerprint == release.fingerprint
+    {
+        edge::apply(engine, cfg, &edge, Some(l), None).await?;
+        return Ok(Outcome::Unchanged {
+            container: l.container.clone(),
+        });
+    }
 
     let name = format!("{}-{}-{}", cfg.name, release.short(), unique_suffix());
     let spec = site_spec(cfg, release, &name);
