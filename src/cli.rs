@@ -26,6 +26,19 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub verbose: bool,
 
+    /// Print the result as one JSON object on stdout (for scripts).
+    ///
+    /// Example: `sitebuild --json build | jq -r .image`
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Also write the result as a dotenv file (`SITEBUILD_FINGERPRINT=…`), e.g. a GitLab
+    /// `artifacts:reports:dotenv` report.
+    ///
+    /// Example: `sitebuild --dotenv sitebuild.env build`
+    #[arg(long, global = true, value_name = "FILE")]
+    pub dotenv: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -62,6 +75,32 @@ pub enum Command {
         fingerprint: Option<String>,
         #[command(flatten)]
         args: UpArgs,
+    },
+    /// Does anything that affects the site (site files after the ignore rules, templates,
+    /// sitebuild.toml) differ between REF and the working tree? Exit code 0: changed;
+    /// 3: no change; 1: error.
+    ///
+    /// Example: `sitebuild changed --since "$GITHUB_EVENT_BEFORE"`
+    Changed {
+        /// Git revision to compare with (default HEAD~1). An all-zero or unknown revision counts
+        /// as a change.
+        #[arg(long, value_name = "REF")]
+        since: Option<String>,
+    },
+    /// Build if needed and push the image to a registry as REPO:<fingerprint> plus any --tag.
+    /// Credentials: SITEBUILD_REGISTRY_USER/SITEBUILD_REGISTRY_PASSWORD, else docker's
+    /// config.json (DOCKER_CONFIG), else none.
+    ///
+    /// Example: `sitebuild push --to ghcr.io/me/site --tag sha-1a2b3c4 --tag latest`
+    Push {
+        /// Repository to push to, without a tag.
+        #[arg(long, value_name = "REPO")]
+        to: String,
+        /// Extra tags (repeatable).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        #[command(flatten)]
+        build: BuildArgs,
     },
     /// Show what runs for this project: container, fingerprint, URL, health, since when.
     ///

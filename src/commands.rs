@@ -2,38 +2,60 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use std::path::Path;
 
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use crate::changed;
 use crate::cli::{BuildArgs, Cli, Command, UpArgs};
 use crate::config::{Config, Overrides};
 use crate::deploy::{self, Outcome, Release};
 use crate::engine::{Engine, labels};
 use crate::image::{self, BuildOutcome, Prepared};
+use crate::registry;
 use crate::render;
+use crate::report::{Report, Sink};
 use crate::site;
 use crate::ui::Ui;
 
-/// Run the parsed command line.
-pub fn run(cli: Cli) -> Result<()> {
+/// Exit code of `sitebuild changed` when nothing that affects the site changed.
+pub const EXIT_NO_CHANGE: u8 = 3;
+
+/// Run the parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> Result<u8> {
     let ui = Ui::new(cli.quiet, cli.verbose);
+    let sink = Sink {
+        json: cli.json,
+        dotenv: cli.dotenv.clone(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let dir = cli.dir.as_path();
     match cli.command {
-        Command::Render { out } => render_cmd(&cli.dir, out.as_deref(), &ui),
-        Command::Build(args) => runtime.block_on(build_cmd(&cli.dir, &args, &ui)),
-        Command::Up(args) | Command::Deploy(args) => runtime.block_on(up_cmd(&cli.dir, &args, &ui)),
-        Command::Rollback { fingerprint, args } => {
-            runtime.block_on(rollback_cmd(&cli.dir, fingerprint.as_deref(), &args, &ui))
+        Command::Render { out } => render_cmd(dir, out.as_deref(), &ui).map(|_| 0),
+        Command::Build(args) => runtime
+            .block_on(build_cmd(dir, &args, &ui, &sink))
+            .map(|_| 0),
+        Command::Up(args) | Command::Deploy(args) => {
+            runtime.block_on(up_cmd(dir, &args, &ui, &sink)).map(|_| 0)
         }
-        Command::Status => runtime.block_on(status_cmd(&cli.dir, &ui)),
-        Command::Down { images } => runtime.block_on(down_cmd(&cli.dir, images, &ui)),
+        Command::Rollback { fingerprint, args } => runtime
+            .block_on(rollback_cmd(dir, fingerprint.as_deref(), &args, &ui, &sink))
+            .map(|_| 0),
+        Command::Changed { since } => changed_cmd(dir, since.as_deref(), &ui, &sink),
+        Command::Push { to, tags, build } => runtime
+            .block_on(push_cmd(dir, &to, &tags, &build, &ui, &sink))
+            .map(|_| 0),
+        Command::Status => runtime.block_on(status_cmd(dir, &ui)).map(|_| 0),
+        Command::Down { images } => runtime.block_on(down_cmd(dir, images, &ui)).map(|_| 0),
     }
 }
 
-fn load(dir: &std::path::Path, build: &BuildArgs, up: Option<&UpArgs>) -> Result<Config> {
+fn load(dir: &Path, build: &BuildArgs, up: Option<&UpArgs>) -> Result<Config> {
     Config::load(
         dir,
         &Overrides {
@@ -44,7 +66,7 @@ fn load(dir: &std::path::Path, build: &BuildArgs, up: Option<&UpArgs>) -> Result
     )
 }
 
-fn render_cmd(dir: &std::path::Path, out: Option<&std::path::Path>, ui: &Ui) -> Result<()> {
+fn render_cmd(dir: &Path, out: Option<&Path>, ui: &Ui) -> Result<()> {
     let config = load(dir, &BuildArgs::default(), None)?;
     // 404.html is looked up so the rendered config is the one `build` would use; a missing
     // site directory is fine here (render shows the config, build checks the site).
@@ -86,69 +108,210 @@ fn describe_build(p: &Prepared, outcome: &BuildOutcome) -> String {
     }
 }
 
-async fn build_cmd(dir: &std::path::Path, args: &BuildArgs, ui: &Ui) -> Result<()> {
+fn build_report(p: &Prepared, outcome: &BuildOutcome) -> Report {
+    Report {
+        title: "sitebuild build".into(),
+        human: describe_build(p, outcome),
+        fields: vec![
+            ("image", json!(p.tag())),
+            ("fingerprint", json!(p.fingerprint)),
+            ("short", json!(p.short())),
+            ("image_id", json!(outcome.image_id())),
+            (
+                "built",
+                json!(matches!(outcome, BuildOutcome::Built { .. })),
+            ),
+            ("files", json!(p.site.files.len())),
+        ],
+    }
+}
+
+async fn build_cmd(dir: &Path, args: &BuildArgs, ui: &Ui, sink: &Sink) -> Result<()> {
     let config = load(dir, args, None)?;
     let p = image::prepare(&config)?;
     let (_, outcome) = build_image(&p, ui).await?;
-    ui.result(describe_build(&p, &outcome));
-    Ok(())
+    sink.emit(&build_report(&p, &outcome), ui)
 }
 
-async fn up_cmd(dir: &std::path::Path, args: &UpArgs, ui: &Ui) -> Result<()> {
+async fn up_cmd(dir: &Path, args: &UpArgs, ui: &Ui, sink: &Sink) -> Result<()> {
     let config = load(dir, &args.build, Some(args))?;
     let p = image::prepare(&config)?;
     let (engine, outcome) = build_image(&p, ui).await?;
     if matches!(outcome, BuildOutcome::Built { .. }) {
         ui.step(describe_build(&p, &outcome));
     }
-    let result = deploy::deploy(&engine, &config, &Release::from(&p), ui).await?;
-    report(&config, &Release::from(&p), &result, ui);
-    Ok(())
+    let release = Release::from(&p);
+    let result = deploy::deploy(&engine, &config, &release, ui).await?;
+    sink.emit(&deploy_report(&config, &release, &result), ui)
 }
 
 async fn rollback_cmd(
-    dir: &std::path::Path,
+    dir: &Path,
     fingerprint: Option<&str>,
     args: &UpArgs,
     ui: &Ui,
+    sink: &Sink,
 ) -> Result<()> {
     let config = load(dir, &args.build, Some(args))?;
     let engine = Engine::connect().await?;
-    let result = deploy::rollback(&engine, &config, fingerprint, ui).await?;
-    let short = match &result {
-        Outcome::Unchanged { container } | Outcome::Deployed { container, .. } => container.clone(),
-    };
-    ui.result(format!("rolled back: {short} serves {}", config.url()));
-    Ok(())
+    let (release, result) = deploy::rollback(&engine, &config, fingerprint, ui).await?;
+    let mut report = deploy_report(&config, &release, &result);
+    report.title = "sitebuild rollback".into();
+    sink.emit(&report, ui)
 }
 
-fn report(config: &Config, release: &Release, outcome: &Outcome, ui: &Ui) {
-    match outcome {
-        Outcome::Unchanged { container } => ui.result(format!(
-            "✔ {} already live at {} ({container}); nothing changed",
-            release.short(),
-            config.url()
-        )),
+fn deploy_report(config: &Config, release: &Release, outcome: &Outcome) -> Report {
+    let (container, deployed, replaced, human) = match outcome {
+        Outcome::Unchanged { container } => (
+            container.clone(),
+            false,
+            None,
+            format!(
+                "✔ {} already live at {} ({container}); nothing changed",
+                release.short(),
+                config.url()
+            ),
+        ),
         Outcome::Deployed {
             container,
             replaced,
             took,
-        } => {
-            let replaced = replaced
-                .as_ref()
-                .map(|r| format!(", replaced {r}"))
-                .unwrap_or_default();
-            ui.result(format!(
-                "✔ {} live at {} ({container}, deployed in {:.1} s{replaced})",
+        } => (
+            container.clone(),
+            true,
+            replaced.clone(),
+            format!(
+                "✔ {} live at {} ({container}, deployed in {:.1} s{})",
                 release.short(),
                 config.url(),
-                took.as_secs_f64()
-            ));
-        }
+                took.as_secs_f64(),
+                replaced
+                    .as_ref()
+                    .map(|r| format!(", replaced {r}"))
+                    .unwrap_or_default()
+            ),
+        ),
+    };
+    Report {
+        title: "sitebuild deploy".into(),
+        human,
+        fields: vec![
+            ("url", json!(config.url())),
+            ("image", json!(release.image)),
+            ("fingerprint", json!(release.fingerprint)),
+            ("container", json!(container)),
+            ("deployed", json!(deployed)),
+            ("replaced", json!(replaced.unwrap_or_default())),
+        ],
     }
 }
 
-async fn status_cmd(dir: &std::path::Path, ui: &Ui) -> Result<()> {
+fn changed_cmd(dir: &Path, since: Option<&str>, ui: &Ui, sink: &Sink) -> Result<u8> {
+    let config = load(dir, &BuildArgs::default(), None)?;
+    let change = changed::changed_since(&config, since)?;
+    if let Some(reason) = &change.reason {
+        ui.step(format!("note: {reason}"));
+    }
+    sink.emit(
+        &Report {
+            title: "sitebuild changed".into(),
+            human: change.describe(),
+            fields: vec![
+                ("changed", json!(change.changed)),
+                ("since", json!(change.since)),
+                ("files", json!(change.relevant)),
+                ("other_files", json!(change.ignored)),
+                ("reason", json!(change.reason.clone().unwrap_or_default())),
+            ],
+        },
+        ui,
+    )?;
+    Ok(if change.changed { 0 } else { EXIT_NO_CHANGE })
+}
+
+/// A tag as the registry accepts it.
+fn check_tag(tag: &str) -> Result<()> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 128
+        && !tag.starts_with(['.', '-'])
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !ok {
+        bail!("invalid --tag {tag:?}: use up to 128 letters, digits, '_', '.', '-' (not first)");
+    }
+    Ok(())
+}
+
+async fn push_cmd(
+    dir: &Path,
+    to: &str,
+    tags: &[String],
+    args: &BuildArgs,
+    ui: &Ui,
+    sink: &Sink,
+) -> Result<()> {
+    if let Err(m) = crate::config::check_image_ref(to) {
+        bail!("invalid --to: {m}");
+    }
+    if to.rsplit('/').next().is_some_and(|last| last.contains(':')) || to != to.to_ascii_lowercase()
+    {
+        bail!("invalid --to {to:?}: give a lowercase repository without a tag (tags go in --tag)");
+    }
+    for t in tags {
+        check_tag(t)?;
+    }
+    let config = load(dir, args, None)?;
+    let p = image::prepare(&config)?;
+    let (engine, outcome) = build_image(&p, ui).await?;
+    if matches!(outcome, BuildOutcome::Built { .. }) {
+        ui.step(describe_build(&p, &outcome));
+    }
+    let registry = registry::registry_of(to);
+    let creds = registry::credentials_for(&registry)?;
+    let mut all_tags = vec![p.short().to_string()];
+    all_tags.extend(tags.iter().cloned());
+    all_tags.dedup();
+    let mut pushed = Vec::new();
+    for tag in &all_tags {
+        engine.tag(outcome.image_id(), to, tag).await?;
+        ui.step(format!("pushing {to}:{tag}"));
+        if let Err(e) = engine.push(to, tag, creds.as_ref()).await {
+            let text = format!("{e:#}").to_ascii_lowercase();
+            let auth = text.contains("unauthorized")
+                || text.contains("authentication required")
+                || text.contains("denied")
+                || text.contains("no basic auth credentials");
+            let hint = match (&creds, auth) {
+                (Some(c), true) => format!(
+                    "authentication failed for {registry} as {:?} (credentials from {}): check them, or the token's permission to push",
+                    c.username, c.source
+                ),
+                (None, true) => format!(
+                    "{registry} wants credentials and none were found: set SITEBUILD_REGISTRY_USER and SITEBUILD_REGISTRY_PASSWORD, or `docker login {registry}`"
+                ),
+                _ => format!("cannot push {to}:{tag} to {registry}"),
+            };
+            return Err(e.context(hint));
+        }
+        pushed.push(format!("{to}:{tag}"));
+    }
+    sink.emit(
+        &Report {
+            title: "sitebuild push".into(),
+            human: format!("pushed {}", pushed.join(", ")),
+            fields: vec![
+                ("image", json!(format!("{to}:{}", p.short()))),
+                ("fingerprint", json!(p.fingerprint)),
+                ("tags", json!(pushed)),
+                ("registry", json!(registry)),
+            ],
+        },
+        ui,
+    )
+}
+
+async fn status_cmd(dir: &Path, ui: &Ui) -> Result<()> {
     let config = load(dir, &BuildArgs::default(), None)?;
     let engine = Engine::connect().await?;
     let all = engine
@@ -179,11 +342,12 @@ async fn status_cmd(dir: &std::path::Path, ui: &Ui) -> Result<()> {
         let handle = deploy::edge::Edge {
             id: e.id.clone(),
             name: e.name.clone(),
-            probe: config.probe_addr(),
+            probe: config.probe_addr()?,
         };
         if let Some(live) = deploy::edge::read_live(&engine, &handle).await? {
             let health = if address == deploy::address_of(&config) {
-                match deploy::probe(config.probe_addr(), "/healthz", Duration::from_secs(2)).await {
+                match deploy::probe(config.probe_addr()?, "/healthz", Duration::from_secs(2)).await
+                {
                     Ok(_) => "healthy (/healthz 200)".to_string(),
                     Err(e) => format!("unhealthy: {e:#}"),
                 }
@@ -253,7 +417,7 @@ async fn status_cmd(dir: &std::path::Path, ui: &Ui) -> Result<()> {
     Ok(())
 }
 
-async fn down_cmd(dir: &std::path::Path, images: bool, ui: &Ui) -> Result<()> {
+async fn down_cmd(dir: &Path, images: bool, ui: &Ui) -> Result<()> {
     let config = load(dir, &BuildArgs::default(), None)?;
     let engine = Engine::connect().await?;
     let containers = engine

@@ -34,6 +34,7 @@ pub struct FileConfig {
     pub drain: Option<i64>,
     pub keep_images: Option<i64>,
     pub lock_timeout: Option<i64>,
+    pub probe_host: Option<String>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -73,6 +74,8 @@ pub struct Config {
     pub keep_images: u64,
     /// Seconds a deploy waits for another deploy of the same project to finish.
     pub lock_timeout: u64,
+    /// Host sitebuild connects to for health checks (None = derived, see [`Config::probe_addr`]).
+    pub probe_host: Option<String>,
     /// Where each key's value came from ("sitebuild.toml", "SITEBUILD_PORT", "--port", "default").
     pub origin: BTreeMap<&'static str, String>,
 }
@@ -101,7 +104,7 @@ pub fn env_var(key: &str) -> String {
     format!("SITEBUILD_{}", key.to_ascii_uppercase())
 }
 
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 14] = [
     "name",
     "port",
     "bind",
@@ -115,6 +118,7 @@ const KEYS: [&str; 13] = [
     "drain",
     "keep_images",
     "lock_timeout",
+    "probe_host",
 ];
 
 impl Config {
@@ -147,11 +151,18 @@ impl Config {
             let text = std::fs::read_to_string(&file_path)
                 .with_context(|| format!("cannot read {}", file_path.display()))?;
             let file: FileConfig = toml::from_str(&text).map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: {}\n(the keys are documented in the README's Configuration section)",
-                    file_path.display(),
-                    e.to_string().trim_end()
-                )
+                let line = e
+                    .span()
+                    .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+                anyhow::Error::new(crate::located::Located::new(
+                    &file_path,
+                    line,
+                    format!(
+                        "{}: {}\n(the keys are documented in the README's Configuration section)",
+                        file_path.display(),
+                        e.to_string().trim_end()
+                    ),
+                ))
             })?;
             let origin = file_path.display().to_string();
             let strs = [
@@ -161,6 +172,7 @@ impl Config {
                 ("base_image", file.base_image),
                 ("site_dir", file.site_dir),
                 ("templates_dir", file.templates_dir),
+                ("probe_host", file.probe_host),
             ];
             for (k, v) in strs {
                 if let Some(v) = v {
@@ -228,14 +240,29 @@ impl Config {
         format!("http://{host}:{}/", self.port)
     }
 
-    /// The address to probe: the bind address, or loopback when bound to all interfaces.
-    pub fn probe_addr(&self) -> std::net::SocketAddr {
-        let ip = if self.bind.is_unspecified() {
-            IpAddr::from([127, 0, 0, 1])
-        } else {
-            self.bind
+    /// Where sitebuild reaches the published port to check health: `probe_host` when set; the
+    /// engine's host for a remote `DOCKER_HOST` (tcp://, ssh://); else the bind address
+    /// (loopback when bound to all interfaces).
+    pub fn probe_addr(&self) -> Result<std::net::SocketAddr> {
+        let host = match (&self.probe_host, remote_engine_host()) {
+            (Some(h), _) => h.clone(),
+            (None, Some(h)) => h,
+            (None, None) if self.bind.is_unspecified() => "127.0.0.1".to_string(),
+            (None, None) => self.bind.to_string(),
         };
-        std::net::SocketAddr::new(ip, self.port)
+        use std::net::ToSocketAddrs;
+        let bracketed = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        format!("{bracketed}:{}", self.port)
+            .to_socket_addrs()
+            .with_context(|| {
+                format!("cannot resolve {host}, where sitebuild checks the site's health (set `probe_host`)")
+            })?
+            .next()
+            .with_context(|| format!("{host} has no address (set `probe_host`)"))
     }
 
     fn origin_of(&self, key: &str) -> &str {
@@ -249,6 +276,29 @@ impl Config {
     pub fn describe(&self, key: &str) -> String {
         format!("`{key}` (from {})", self.origin_of(key))
     }
+}
+
+/// The host of a remote `DOCKER_HOST` (`tcp://host:2376`, `ssh://user@host:22`); None for a
+/// local socket or a loopback address.
+pub fn remote_engine_host() -> Option<String> {
+    let raw = std::env::var("DOCKER_HOST").ok()?;
+    let rest = raw
+        .strip_prefix("tcp://")
+        .or_else(|| raw.strip_prefix("ssh://"))
+        .or_else(|| raw.strip_prefix("http://"))
+        .or_else(|| raw.strip_prefix("https://"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let hostport = authority
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(authority);
+    let host = if let Some(v6) = hostport.strip_prefix('[') {
+        v6.split(']').next().unwrap_or(v6).to_string()
+    } else {
+        hostport.split(':').next().unwrap_or(hostport).to_string()
+    };
+    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    (!host.is_empty() && !loopback).then_some(host)
 }
 
 /// SITEBUILD_* variables that are not config keys but are read elsewhere.
@@ -420,8 +470,24 @@ fn validate(project_dir: PathBuf, mut layered: Layered) -> Result<Config> {
     };
     let health_timeout = ranged("health_timeout", 1..=600, "seconds", 30)?;
     let drain = ranged("drain", 0..=300, "seconds", 3)?;
+
     let keep_images = ranged("keep_images", 1..=100, "images", 3)?;
     let lock_timeout = ranged("lock_timeout", 1..=3600, "seconds", 300)?;
+    let probe_host = match take("probe_host") {
+        Some((raw, from)) => {
+            let s = str_of("probe_host", raw, &from)?;
+            let one_host = check_server_name(&s).is_ok() && !s.contains([' ', '*']) && s != "_";
+            if s.parse::<IpAddr>().is_err() && !one_host {
+                return Err(err(
+                    "probe_host",
+                    &from,
+                    format!("{s:?} is not a hostname or IP address"),
+                ));
+            }
+            Some(s)
+        }
+        None => None,
+    };
 
     Ok(Config {
         project_dir,
@@ -438,6 +504,7 @@ fn validate(project_dir: PathBuf, mut layered: Layered) -> Result<Config> {
         drain,
         keep_images,
         lock_timeout,
+        probe_host,
         origin,
     })
 }
@@ -721,7 +788,13 @@ mod tests {
         assert!(c.spa);
         assert_eq!(c.health_timeout, 5);
         assert_eq!(c.url(), "http://localhost:8080/");
-        assert_eq!(c.probe_addr().to_string(), "127.0.0.1:8080");
+        if remote_engine_host().is_none() {
+            assert_eq!(c.probe_addr().unwrap().to_string(), "127.0.0.1:8080");
+        }
+        let c = load("probe_host = \"127.0.0.2\"", &[], Overrides::default()).unwrap();
+        assert_eq!(c.probe_addr().unwrap().to_string(), "127.0.0.2:8080");
+        let e = err_of("probe_host = \"a b\"", &[]);
+        assert!(e.contains("`probe_host`"), "{e}");
     }
 
     #[test]

@@ -14,9 +14,9 @@ use bollard::models::{
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CommitContainerOptionsBuilder, CreateContainerOptionsBuilder,
     CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder,
-    ListImagesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
-    TagImageOptionsBuilder, UploadToContainerOptionsBuilder,
+    ListImagesOptionsBuilder, LogsOptionsBuilder, PushImageOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder,
+    StopContainerOptionsBuilder, TagImageOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -345,6 +345,31 @@ impl Engine {
             .tag_image(image, Some(opts))
             .await
             .with_context(|| format!("cannot tag {image} as {repo}:{tag}"))
+    }
+
+    /// Push `repo:tag` (already tagged locally) with optional credentials. Registry errors come
+    /// back with the registry's words, e.g. "unauthorized: authentication required".
+    pub async fn push(
+        &self,
+        repo: &str,
+        tag: &str,
+        creds: Option<&crate::registry::Credentials>,
+    ) -> Result<()> {
+        let opts = PushImageOptionsBuilder::new().tag(tag).build();
+        let credentials = creds.map(|c| bollard::auth::DockerCredentials {
+            username: Some(c.username.clone()),
+            password: Some(c.password.clone()),
+            serveraddress: Some(c.server.clone()),
+            ..Default::default()
+        });
+        let mut stream = self.docker.push_image(repo, Some(opts), credentials);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| anyhow!(e))?;
+            if let Some(detail) = info.error_detail {
+                bail!("{}", detail.message.unwrap_or_else(|| "push failed".into()));
+            }
+        }
+        Ok(())
     }
 
     /// Images carrying all these labels.

@@ -5,6 +5,8 @@
 //! [`engine`] (the only module that talks to Docker) → [`deploy`] (start, health gate, replace).
 //! [`commands`] wires them together for each subcommand.
 
+pub mod changed;
+pub mod ci;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -13,7 +15,10 @@ pub mod deploy;
 pub mod engine;
 pub mod http;
 pub mod image;
+pub mod located;
+pub mod registry;
 pub mod render;
+pub mod report;
 pub mod site;
 pub mod ui;
 

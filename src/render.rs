@@ -142,9 +142,14 @@ fn template_error(name: &str, e: &minijinja::Error) -> anyhow::Error {
         .detail()
         .map(str::to_string)
         .unwrap_or_else(|| e.kind().to_string());
-    anyhow::anyhow!(
+    let message = format!(
         "template error in {name}{line}: {what}\n{e:#}\nFix the template (variables: listen_port, server_name, root, spa, has_404, gzip_min_length, version)"
-    )
+    );
+    if name.starts_with("<built-in") {
+        anyhow::anyhow!(message)
+    } else {
+        anyhow::Error::new(crate::located::Located::new(name, e.line(), message))
+    }
 }
 
 /// Render the config for a project: override template if present, else the built-in one.

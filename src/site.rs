@@ -65,7 +65,8 @@ pub fn is_hidden(rel: &str) -> bool {
         .any(|(i, part)| part.starts_with('.') && !(i == 0 && part == ".well-known"))
 }
 
-fn load_ignore(root: &Path) -> Result<Gitignore> {
+/// The `.sitebuildignore` rules of a site directory (empty when there is none).
+pub fn load_ignore(root: &Path) -> Result<Gitignore> {
     let mut builder = GitignoreBuilder::new(root);
     let path = root.join(IGNORE_FILE);
     if path.exists()
@@ -146,11 +147,16 @@ pub fn scan(root: &Path) -> Result<Site> {
                 .canonicalize()
                 .with_context(|| format!("{}: cannot resolve symlink", path.display()))?;
             if !target.starts_with(&canonical_root) {
-                bail!(
-                    "{}: symlink points outside the site directory (to {}); replace it with a copy or remove it",
-                    path.display(),
-                    target.display()
-                );
+                return Err(crate::located::Located::new(
+                    path,
+                    None,
+                    format!(
+                        "{}: symlink points outside the site directory (to {}); replace it with a copy or remove it",
+                        path.display(),
+                        target.display()
+                    ),
+                )
+                .into());
             }
             abs = target;
         }
@@ -187,12 +193,24 @@ pub fn scan(root: &Path) -> Result<Site> {
         files,
     };
     if !site.has("index.html") {
-        bail!(
-            "{}: missing; every site needs an index.html at the top of the site directory",
-            root.join("index.html").display()
-        );
+        let path = root.join("index.html");
+        return Err(crate::located::Located::new(
+            &path,
+            None,
+            format!(
+                "{}: missing; every site needs an index.html at the top of the site directory",
+                path.display()
+            ),
+        )
+        .into());
     }
     Ok(site)
+}
+
+/// Would a file at `rel` (relative to the site directory) be served, by the dotfile and ignore
+/// rules? (`.sitebuildignore` itself is not served but changes what is.)
+pub fn is_served(rel: &str, ignore: &Gitignore) -> bool {
+    !is_hidden(rel) && !ignore.matched_path_or_any_parents(rel, false).is_ignore()
 }
 
 /// Everything besides the files that changes what the image serves.

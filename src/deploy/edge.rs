@@ -77,7 +77,7 @@ pub async fn ensure(engine: &Engine, cfg: &Config, ui: &Ui) -> Result<Edge> {
     let edge = Edge {
         id: String::new(),
         name: edge_name(&cfg.name),
-        probe: cfg.probe_addr(),
+        probe: cfg.probe_addr()?,
     };
     if let Some(existing) = find(engine, &cfg.name).await? {
         if existing.label(labels::ADDRESS) == Some(address.as_str()) {

@@ -110,11 +110,11 @@ async fn is_live(engine: &Engine, cfg: &Config, release: &Release) -> Result<Opt
     let e = edge::Edge {
         id: edge.id,
         name: edge.name,
-        probe: cfg.probe_addr(),
+        probe: cfg.probe_addr()?,
     };
     match edge::read_live(engine, &e).await? {
         Some(live) if live.fingerprint == release.fingerprint => {
-            let healthy = probe(cfg.probe_addr(), "/healthz", Duration::from_secs(2))
+            let healthy = probe(cfg.probe_addr()?, "/healthz", Duration::from_secs(2))
                 .await
                 .is_ok();
             let others = site_containers(engine, &cfg.name)
@@ -400,14 +400,14 @@ pub async fn rollback(
     cfg: &Config,
     wanted: Option<&str>,
     ui: &Ui,
-) -> Result<Outcome> {
+) -> Result<(Release, Outcome)> {
     let images = project_images(engine, &cfg.name).await?;
     let live_fp = match edge::find(engine, &cfg.name).await? {
         Some(e) => {
             let e = edge::Edge {
                 id: e.id,
                 name: e.name,
-                probe: cfg.probe_addr(),
+                probe: cfg.probe_addr()?,
             };
             edge::read_live(engine, &e).await?.map(|l| l.fingerprint)
         }
@@ -424,7 +424,8 @@ pub async fn rollback(
         fingerprint,
     };
     ui.step(format!("rolling back to {}", release.short()));
-    deploy(engine, cfg, &release, ui).await
+    let outcome = deploy(engine, cfg, &release, ui).await?;
+    Ok((release, outcome))
 }
 
 #[cfg(test)]

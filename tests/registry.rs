@@ -1,0 +1,242 @@
+//! `sitebuild push` against a real registry on loopback (Debian's docker-registry with htpasswd
+//! auth): credentials from env and from a docker config.json, a wrong password, no credentials.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Registry {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn b64(s: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = s.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | *b as u32) << (8 * (3 - chunk.len()));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A registry with user `sb` / password `secret`, or None when the tools are missing (outside CI).
+fn start_registry() -> Option<Registry> {
+    let have = |t: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !(have("docker-registry") && have("htpasswd")) {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "docker-registry and htpasswd (Debian: docker-registry, apache2-utils) are needed; scripts/test.sh installs them"
+        );
+        eprintln!("SKIPPED: docker-registry/htpasswd missing");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let htpasswd = Command::new("htpasswd")
+        .args(["-Bbn", "sb", "secret"])
+        .output()
+        .unwrap();
+    assert!(htpasswd.status.success());
+    std::fs::write(dir.path().join("htpasswd"), htpasswd.stdout).unwrap();
+    std::fs::write(
+        dir.path().join("config.yml"),
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {d}/data\n\
+             http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: sitebuild-test\n    path: {d}/htpasswd\n",
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(dir.path().join("config.yml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reg = Registry {
+        child,
+        port,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(
+        ([127, 0, 0, 1], port).into(),
+        "/v2/",
+        &[],
+        Duration::from_secs(1),
+    )
+    .is_err()
+    {
+        assert!(Instant::now() < deadline, "the registry did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(reg)
+}
+
+fn api(reg: &Registry, path: &str, accept: &str) -> Response {
+    get(
+        ([127, 0, 0, 1], reg.port).into(),
+        path,
+        &[
+            ("Authorization", &format!("Basic {}", b64("sb:secret"))),
+            ("Accept", accept),
+        ],
+        Duration::from_secs(5),
+    )
+    .unwrap()
+}
+
+#[test]
+fn push_with_env_and_config_credentials_and_clear_auth_errors() {
+    if !engine_ready() {
+        return;
+    }
+    let Some(reg) = start_registry() else { return };
+    let p = Project::new("push");
+    let repo = format!("127.0.0.1:{}/sbtest/{}", reg.port, p.name);
+
+    // Wrong password: a clear error naming the registry and where the credentials came from.
+    let err = {
+        let mut c = p.cmd(&["push", "--to", &repo]);
+        c.env("SITEBUILD_REGISTRY_USER", "sb")
+            .env("SITEBUILD_REGISTRY_PASSWORD", "wrong");
+        let out = c.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(
+        err.contains(&format!("authentication failed for 127.0.0.1:{}", reg.port)),
+        "{err}"
+    );
+    assert!(err.contains("SITEBUILD_REGISTRY_USER"), "{err}");
+
+    // No credentials at all.
+    let empty_config = tempfile::tempdir().unwrap();
+    let mut c = p.cmd(&["push", "--to", &repo]);
+    c.env("DOCKER_CONFIG", empty_config.path());
+    let out = c.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("wants credentials and none were found"),
+        "{err}"
+    );
+
+    // Env credentials: fingerprint tag + extra tags, JSON result.
+    let mut c = p.cmd(&[
+        "--json",
+        "push",
+        "--to",
+        &repo,
+        "--tag",
+        "sha-1234567",
+        "--tag",
+        "latest",
+    ]);
+    c.env("SITEBUILD_REGISTRY_USER", "sb")
+        .env("SITEBUILD_REGISTRY_PASSWORD", "secret");
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fp = result["fingerprint"].as_str().unwrap().to_string();
+    let tags = api(
+        &reg,
+        &format!("/v2/sbtest/{}/tags/list", p.name),
+        "application/json",
+    );
+    assert_eq!(tags.status, 200, "{}", tags.text());
+    let listed: serde_json::Value = serde_json::from_slice(&tags.body).unwrap();
+    let mut listed: Vec<&str> = listed["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    listed.sort();
+    let mut want = vec![&fp[..12], "latest", "sha-1234567"];
+    want.sort();
+    assert_eq!(listed, want);
+
+    // The pushed image carries the fingerprint and OCI labels.
+    let manifest = api(
+        &reg,
+        &format!("/v2/sbtest/{}/manifests/latest", p.name),
+        "application/vnd.docker.distribution.manifest.v2+json",
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest.body).unwrap();
+    let digest = manifest["config"]["digest"].as_str().unwrap();
+    let config = api(
+        &reg,
+        &format!("/v2/sbtest/{}/blobs/{digest}", p.name),
+        "*/*",
+    );
+    let config: serde_json::Value = serde_json::from_slice(&config.body).unwrap();
+    let labels = &config["config"]["Labels"];
+    assert_eq!(labels["dev.sitebuild.fingerprint"], fp.as_str());
+    assert!(
+        labels["org.opencontainers.image.created"].is_string(),
+        "{labels}"
+    );
+    assert_eq!(labels["org.opencontainers.image.title"], p.name.as_str());
+
+    // Credentials from a docker config.json (`auths`), as `docker login` writes them.
+    let docker_config = tempfile::tempdir().unwrap();
+    std::fs::write(
+        docker_config.path().join("config.json"),
+        format!(
+            r#"{{"auths": {{"127.0.0.1:{}": {{"auth": "{}"}}}}}}"#,
+            reg.port,
+            b64("sb:secret")
+        ),
+    )
+    .unwrap();
+    let mut c = p.cmd(&["push", "--to", &repo, "--tag", "from-config"]);
+    c.env("DOCKER_CONFIG", docker_config.path());
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tags = api(
+        &reg,
+        &format!("/v2/sbtest/{}/tags/list", p.name),
+        "application/json",
+    );
+    assert!(tags.text().contains("from-config"), "{}", tags.text());
+
+    // Locally pushed tags are this project's images: cleaned up with them.
+    for tag in ["latest", "sha-1234567", "from-config", &fp[..12]] {
+        let _ = docker(&["rmi", &format!("{repo}:{tag}")]);
+    }
+}
