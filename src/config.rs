@@ -124,8 +124,9 @@ const KEYS: [&str; 14] = [
 impl Config {
     /// Load `sitebuild.toml` (if any) from `dir`, apply env and flags, validate.
     pub fn load(dir: &Path, overrides: &Overrides) -> Result<Config> {
+        // An empty variable counts as unset: CI systems pass unset settings as "".
         let env: BTreeMap<String, String> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("SITEBUILD_"))
+            .filter(|(k, v)| k.starts_with("SITEBUILD_") && !v.is_empty())
             .collect();
         Self::load_with_env(dir, overrides, &env)
     }
@@ -310,6 +311,7 @@ fn is_other_env(var: &str) -> bool {
             | "SITEBUILD_REGISTRY_USER"
             | "SITEBUILD_REGISTRY_PASSWORD"
             | "SITEBUILD_PAUSE_AT"
+            | "SITEBUILD_IMAGE_REPO"
     )
 }
 
