@@ -121,7 +121,7 @@ fn build_report(p: &Prepared, outcome: &BuildOutcome) -> Report {
                 "built",
                 json!(matches!(outcome, BuildOutcome::Built { .. })),
             ),
-            ("files", json!(p.site.files.len())),
+            ("file_count", json!(p.site.files.len())),
         ],
     }
 }

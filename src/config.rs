@@ -204,17 +204,19 @@ impl Config {
                 layered.set(key, Raw::Str(v.clone()), var);
             }
         }
-        if let Some(known) = env
-            .keys()
-            .find(|k| !KEYS.iter().any(|key| env_var(key) == **k) && !is_other_env(k))
-        {
-            bail!(
-                "unknown environment variable {known}: sitebuild reads {} (unset it or fix its name)",
-                KEYS.iter()
-                    .map(|k| env_var(k))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+        // Other SITEBUILD_* variables are fine (CI secrets, dotenv reports), but one that is a
+        // typo of a setting is an error: it would otherwise be silently ignored.
+        for var in env.keys() {
+            if KEYS.iter().any(|key| env_var(key) == *var) || is_other_env(var) {
+                continue;
+            }
+            let name = var.trim_start_matches("SITEBUILD_").to_ascii_lowercase();
+            if let Some(key) = KEYS.iter().find(|key| edit_distance(&name, key) == 1) {
+                bail!(
+                    "unknown environment variable {var}: did you mean {}? (unset it or fix its name)",
+                    env_var(key)
+                );
+            }
         }
 
         if let Some(v) = &overrides.port {
@@ -300,6 +302,30 @@ pub fn remote_engine_host() -> Option<String> {
     };
     let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
     (!host.is_empty() && !loopback).then_some(host)
+}
+
+/// Optimal-string-alignment distance (an adjacent swap counts as one edit).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// SITEBUILD_* variables that are not config keys but are read elsewhere.
@@ -772,7 +798,22 @@ mod tests {
         let e = err_of("port = ", &[]);
         assert!(e.contains("sitebuild.toml") && e.contains("line 1"), "{e}");
         let e = err_of("", &[("SITEBUILD_PROT", "1")]);
-        assert!(e.contains("SITEBUILD_PROT"), "{e}");
+        assert!(
+            e.contains("SITEBUILD_PROT") && e.contains("did you mean SITEBUILD_PORT"),
+            "{e}"
+        );
+        // CI secrets and report variables are not typos of settings.
+        for other in [
+            "SITEBUILD_DOCKER_HOST",
+            "SITEBUILD_SHORT",
+            "SITEBUILD_CHANGED",
+            "SITEBUILD_SSH_KEY",
+        ] {
+            assert!(
+                load("", &[(other, "x")], Overrides::default()).is_ok(),
+                "{other}"
+            );
+        }
     }
 
     #[test]

@@ -159,8 +159,18 @@ impl Project {
         text
     }
 
+    /// Where the published port is reached: loopback, or `SITEBUILD_PROBE_HOST` when the
+    /// engine is elsewhere (GitLab's docker:dind service).
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        use std::net::ToSocketAddrs;
+        match std::env::var("SITEBUILD_PROBE_HOST") {
+            Ok(host) if !host.is_empty() => (host.as_str(), self.port)
+                .to_socket_addrs()
+                .expect("SITEBUILD_PROBE_HOST resolves")
+                .next()
+                .unwrap(),
+            _ => SocketAddr::from(([127, 0, 0, 1], self.port)),
+        }
     }
 
     pub fn get(&self, path: &str) -> Response {
