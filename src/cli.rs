@@ -66,6 +66,18 @@ pub enum Command {
     ///
     /// Example: `sitebuild deploy` (run it again with nothing changed: a no-op)
     Deploy(UpArgs),
+    /// Watch site/, the templates and sitebuild.toml; redeploy on every change (site-only
+    /// changes are synced into the running container in milliseconds) and reload open browser
+    /// tabs. Errors are printed and the last good version stays live.
+    ///
+    /// Example: `sitebuild watch` then edit site/index.html; `sitebuild watch --rm` cleans up on Ctrl-C
+    Watch {
+        #[command(flatten)]
+        args: UpArgs,
+        /// On Ctrl-C remove the containers (like `sitebuild down`).
+        #[arg(long)]
+        rm: bool,
+    },
     /// Go back to the previous image (or the one with the given fingerprint) through the same
     /// health gate.
     ///

@@ -46,6 +46,18 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Rollback { fingerprint, args } => runtime
             .block_on(rollback_cmd(dir, fingerprint.as_deref(), &args, &ui, &sink))
             .map(|_| 0),
+        Command::Watch { args, rm } => runtime
+            .block_on(crate::watch::run(
+                dir,
+                Overrides {
+                    port: args.port.clone(),
+                    bind: args.bind.clone(),
+                    base_image: args.build.base_image.clone(),
+                },
+                rm,
+                ui,
+            ))
+            .map(|_| 0),
         Command::Changed { since } => changed_cmd(dir, since.as_deref(), &ui, &sink),
         Command::Push { to, tags, build } => runtime
             .block_on(push_cmd(dir, &to, &tags, &build, &ui, &sink))
@@ -141,7 +153,7 @@ async fn up_cmd(dir: &Path, args: &UpArgs, ui: &Ui, sink: &Sink) -> Result<()> {
         ui.step(describe_build(&p, &outcome));
     }
     let release = Release::from(&p);
-    let result = deploy::deploy(&engine, &config, &release, ui).await?;
+    let result = deploy::deploy(&engine, &config, &release, &deploy::DeployOptions::default(), ui).await?;
     sink.emit(&deploy_report(&config, &release, &result), ui)
 }
 
@@ -343,6 +355,7 @@ async fn status_cmd(dir: &Path, ui: &Ui) -> Result<()> {
             id: e.id.clone(),
             name: e.name.clone(),
             probe: config.probe_addr()?,
+            livereload: None,
         };
         if let Some(live) = deploy::edge::read_live(&engine, &handle).await? {
             let health = if address == deploy::address_of(&config) {
@@ -420,50 +433,7 @@ async fn status_cmd(dir: &Path, ui: &Ui) -> Result<()> {
 async fn down_cmd(dir: &Path, images: bool, ui: &Ui) -> Result<()> {
     let config = load(dir, &BuildArgs::default(), None)?;
     let engine = Engine::connect().await?;
-    let containers = engine
-        .containers_with_labels(&[(labels::PROJECT, &config.name)])
-        .await?;
-    for c in &containers {
-        engine.remove(&c.id).await?;
-        ui.step(format!("removed container {}", c.name));
-    }
-    if engine
-        .remove_network(&deploy::network_name(&config.name))
-        .await?
-    {
-        ui.step(format!(
-            "removed network {}",
-            deploy::network_name(&config.name)
-        ));
-    }
-    if engine
-        .remove_volume(&deploy::volume_name(&config.name))
-        .await?
-    {
-        ui.step(format!(
-            "removed volume {}",
-            deploy::volume_name(&config.name)
-        ));
-    }
-    let mut removed_images = 0;
-    if images {
-        for img in engine
-            .images_with_labels(&[(labels::PROJECT, &config.name)])
-            .await?
-        {
-            engine.remove_image(&img.id, true).await?;
-            removed_images += 1;
-        }
-    }
-    ui.result(format!(
-        "{}: removed {} container(s){}",
-        config.name,
-        containers.len(),
-        if images {
-            format!(" and {removed_images} image(s)")
-        } else {
-            String::new()
-        }
-    ));
+    let line = deploy::down(&engine, &config, images, ui).await?;
+    ui.result(line);
     Ok(())
 }

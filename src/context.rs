@@ -167,14 +167,41 @@ pub fn write_tar<W: Write>(ctx: &BuildContext<'_>, out: W) -> Result<ContextSumm
     let mut h = header(tar::EntryType::Directory, 0o755, 0, FIXED_MTIME);
     tar.append_data(&mut h, "sitebuild/html/", std::io::empty())?;
 
+    append_site(&mut tar, ctx.site, "sitebuild/html/", ctx.precompress_min_size, |_| true, &mut summary)?;
+    // After the html/ tree: every entry in sorted order ("sitebuild/html/…" < "sitebuild/nginx.conf").
+    let conf = ctx.nginx_conf.as_bytes();
+    let mut h = header(
+        tar::EntryType::Regular,
+        0o644,
+        conf.len() as u64,
+        FIXED_MTIME,
+    );
+    tar.append_data(&mut h, "sitebuild/nginx.conf", conf)?;
+    tar.into_inner()
+        .context("cannot finish the build context")?
+        .flush()?;
+    Ok(summary)
+}
+
+/// Append the site's directories, the files `select` picks and their `.gz` siblings under
+/// `prefix`, in sorted order. The build context and `watch`'s fast path both use this, so a file
+/// synced into a dev container has the bytes, mode, mtime and `.gz` sibling the image would have.
+pub fn append_site<W: Write>(
+    tar: &mut tar::Builder<W>,
+    site: &Site,
+    prefix: &str,
+    precompress_min_size: u64,
+    select: impl Fn(&SiteFile) -> bool,
+    summary: &mut ContextSummary,
+) -> Result<()> {
     let mut items: Vec<(String, Item<'_>)> = Vec::new();
-    for d in &ctx.site.dirs {
-        items.push((format!("sitebuild/html/{d}/"), Item::Dir));
+    for d in &site.dirs {
+        items.push((format!("{prefix}{d}/"), Item::Dir));
     }
-    for f in &ctx.site.files {
-        items.push((format!("sitebuild/html/{}", f.rel), Item::File(f)));
-        if wants_gzip(ctx.site, f, ctx.precompress_min_size) {
-            items.push((format!("sitebuild/html/{}.gz", f.rel), Item::Gz(f)));
+    for f in site.files.iter().filter(|f| select(f)) {
+        items.push((format!("{prefix}{}", f.rel), Item::File(f)));
+        if wants_gzip(site, f, precompress_min_size) {
+            items.push((format!("{prefix}{}.gz", f.rel), Item::Gz(f)));
         }
     }
     items.sort_by(|a, b| a.0.cmp(&b.0));
@@ -220,19 +247,7 @@ pub fn write_tar<W: Write>(ctx: &BuildContext<'_>, out: W) -> Result<ContextSumm
             }
         }
     }
-    // After the html/ tree: every entry in sorted order ("sitebuild/html/…" < "sitebuild/nginx.conf").
-    let conf = ctx.nginx_conf.as_bytes();
-    let mut h = header(
-        tar::EntryType::Regular,
-        0o644,
-        conf.len() as u64,
-        FIXED_MTIME,
-    );
-    tar.append_data(&mut h, "sitebuild/nginx.conf", conf)?;
-    tar.into_inner()
-        .context("cannot finish the build context")?
-        .flush()?;
-    Ok(summary)
+    Ok(())
 }
 
 /// gzip -9 of a file, with no name and mtime 0 in the header (deterministic).

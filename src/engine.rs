@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerConfig, ContainerCreateBody, ExecConfig, HostConfig, NetworkCreateRequest,
+    ContainerConfig, Mount, MountType, ContainerCreateBody, ExecConfig, HostConfig, NetworkCreateRequest,
     PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
@@ -39,6 +39,7 @@ pub mod labels {
     pub const ADDRESS: &str = "dev.sitebuild.address";
     pub const HOLDER: &str = "dev.sitebuild.holder";
     pub const SINCE: &str = "dev.sitebuild.since";
+    pub const MODE: &str = "dev.sitebuild.mode";
 }
 
 /// A connected engine.
@@ -102,6 +103,9 @@ pub struct ContainerSpec {
     pub network: Option<String>,
     /// Named volumes: `volume:/path`.
     pub binds: Vec<String>,
+    /// A fresh anonymous volume at this path, filled from the image (`watch`'s writable site
+    /// directory); removed with the container.
+    pub scratch_volume: Option<String>,
     /// `unless-stopped` for the site; no restart for one-shot checks.
     pub restart: bool,
 }
@@ -183,6 +187,15 @@ impl Engine {
             .await
             .with_context(|| format!("cannot agree on an API version with the engine at {host}"))?;
         Ok(Engine { docker, host })
+    }
+
+    /// Does the engine answer (within 3 s)?
+    pub async fn ping(&self) -> Result<()> {
+        match tokio::time::timeout(Duration::from_secs(3), self.docker.ping()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(anyhow!(e)),
+            Err(_) => bail!("the engine at {} did not answer within 3 s", self.host),
+        }
     }
 
     pub fn host(&self) -> &str {
@@ -486,6 +499,13 @@ impl Engine {
                 spec.network.clone()
             },
             binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
+            mounts: spec.scratch_volume.as_ref().map(|target| {
+                vec![Mount {
+                    target: Some(target.clone()),
+                    typ: Some(MountType::VOLUME),
+                    ..Default::default()
+                }]
+            }),
             readonly_rootfs: Some(true),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges:true".into()]),
@@ -552,7 +572,7 @@ impl Engine {
 
     /// Remove (force: kill first). Missing containers are fine.
     pub async fn remove(&self, id: &str) -> Result<()> {
-        let opts = RemoveContainerOptionsBuilder::new().force(true).build();
+        let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
         match self.docker.remove_container(id, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if status_of(&e) == Some(404) => Ok(()),
@@ -578,6 +598,22 @@ impl Engine {
             Err(e) if status_of(&e) == Some(409) => Ok(()),
             Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot create network {name}")),
         }
+    }
+
+    /// The gateway address of a network (the host's address on it), if it has one.
+    pub async fn network_gateway(&self, name: &str) -> Result<Option<std::net::IpAddr>> {
+        let net = self
+            .docker
+            .inspect_network(name, None)
+            .await
+            .with_context(|| format!("cannot inspect network {name}"))?;
+        Ok(net
+            .ipam
+            .and_then(|i| i.config)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| c.gateway.as_ref()?.parse().ok())
+            .next())
     }
 
     pub async fn remove_network(&self, name: &str) -> Result<bool> {
@@ -629,6 +665,15 @@ impl Engine {
             .upload_to_container(id, Some(opts), bollard::body_full(body.into()))
             .await
             .with_context(|| format!("cannot write files into {id}:{dir}"))
+    }
+
+    /// Extract a tar archive into `dir` of a container (e.g. its writable site volume).
+    pub async fn upload_tar(&self, id: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
+        let opts = UploadToContainerOptionsBuilder::new().path(dir).build();
+        self.docker
+            .upload_to_container(id, Some(opts), bollard::body_full(tar.into()))
+            .await
+            .with_context(|| format!("cannot copy files into {id}:{dir}"))
     }
 
     /// Read one small file from a container; None when it does not exist.

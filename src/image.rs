@@ -176,6 +176,7 @@ async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Resu
         network_disabled: true,
         network: None,
         binds: vec![],
+        scratch_volume: None,
         restart: false,
     };
     let id = engine.create(&spec).await?;

@@ -15,12 +15,15 @@ pub mod deploy;
 pub mod engine;
 pub mod http;
 pub mod image;
+pub mod livereload;
+pub mod k8s;
 pub mod located;
 pub mod registry;
 pub mod render;
 pub mod report;
 pub mod site;
 pub mod ui;
+pub mod watch;
 
 /// The tool's version; part of every fingerprint so a new sitebuild rebuilds images.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

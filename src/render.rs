@@ -98,6 +98,8 @@ pub struct EdgeInputs<'a> {
     pub live: &'a str,
     pub live_fingerprint: &'a str,
     pub candidate: &'a str,
+    /// `ip:port` of `sitebuild watch`'s live-reload server; "" in production.
+    pub livereload: &'a str,
 }
 
 /// Render the edge proxy config (override in `templates_dir`, else built-in).
@@ -109,6 +111,7 @@ pub fn render_edge(templates_dir: &Path, inputs: &EdgeInputs<'_>) -> Result<Stri
         live => inputs.live,
         live_fingerprint => inputs.live_fingerprint,
         candidate => inputs.candidate,
+        livereload => inputs.livereload,
         version => crate::VERSION,
     };
     render_with(&name, &source, ctx)
@@ -246,10 +249,24 @@ mod tests {
                 live: "blog-111111111111-aaaaaa",
                 live_fingerprint: "111111111111",
                 candidate: "blog-222222222222-bbbbbb",
+                livereload: "",
             },
         )
         .unwrap();
         insta::assert_snapshot!(gate);
+        let dev = render_edge(
+            Path::new("/nonexistent"),
+            &EdgeInputs {
+                live: "blog-111111111111-aaaaaa",
+                live_fingerprint: "111111111111",
+                livereload: "172.18.0.1:40000",
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(dev.contains("proxy_pass http://172.18.0.1:40000/events;"));
+        assert!(dev.contains("sub_filter"));
+        assert!(!gate.contains("sub_filter"), "never in production");
     }
 
     #[test]

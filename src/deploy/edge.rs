@@ -49,6 +49,8 @@ pub struct Edge {
     pub id: String,
     pub name: String,
     pub probe: SocketAddr,
+    /// `sitebuild watch`: `ip:port` of its live-reload server; None in production.
+    pub livereload: Option<String>,
 }
 
 fn project_labels(cfg: &Config, role: &str) -> HashMap<String, String> {
@@ -69,7 +71,12 @@ pub async fn find(engine: &Engine, project: &str) -> Result<Option<ContainerInfo
 }
 
 /// Make sure the network and a running edge on `bind:port` exist; keeps the live state.
-pub async fn ensure(engine: &Engine, cfg: &Config, ui: &Ui) -> Result<Edge> {
+pub async fn ensure(
+    engine: &Engine,
+    cfg: &Config,
+    livereload: Option<String>,
+    ui: &Ui,
+) -> Result<Edge> {
     let address = super::address_of(cfg);
     engine
         .ensure_network(&network_name(&cfg.name), &project_labels(cfg, "network"))
@@ -78,6 +85,7 @@ pub async fn ensure(engine: &Engine, cfg: &Config, ui: &Ui) -> Result<Edge> {
         id: String::new(),
         name: edge_name(&cfg.name),
         probe: cfg.probe_addr()?,
+        livereload,
     };
     if let Some(existing) = find(engine, &cfg.name).await? {
         if existing.label(labels::ADDRESS) == Some(address.as_str()) {
@@ -132,6 +140,7 @@ pub async fn ensure(engine: &Engine, cfg: &Config, ui: &Ui) -> Result<Edge> {
         network_disabled: false,
         network: Some(network_name(&cfg.name)),
         binds: vec![format!("{volume}:{EDGE_DIR}")],
+        scratch_volume: None,
         restart: true,
     };
     let id = engine.create(&spec).await?;
@@ -141,7 +150,7 @@ pub async fn ensure(engine: &Engine, cfg: &Config, ui: &Ui) -> Result<Edge> {
         Some(l) if site_running(engine, &l.container).await => Some(l),
         _ => None,
     };
-    let conf = render_conf(cfg, live.as_ref(), None)?;
+    let conf = render_conf(cfg, &edge, live.as_ref(), None)?;
     engine
         .upload_files(
             &edge.id,
@@ -170,7 +179,12 @@ fn live_line(live: Option<&Live>) -> String {
         .unwrap_or_default()
 }
 
-fn render_conf(cfg: &Config, live: Option<&Live>, candidate: Option<&str>) -> Result<String> {
+fn render_conf(
+    cfg: &Config,
+    edge: &Edge,
+    live: Option<&Live>,
+    candidate: Option<&str>,
+) -> Result<String> {
     let short = live
         .map(|l| crate::site::short(&l.fingerprint).to_string())
         .unwrap_or_default();
@@ -180,6 +194,7 @@ fn render_conf(cfg: &Config, live: Option<&Live>, candidate: Option<&str>) -> Re
             live: live.map(|l| l.container.as_str()).unwrap_or(""),
             live_fingerprint: &short,
             candidate: candidate.unwrap_or(""),
+            livereload: edge.livereload.as_deref().unwrap_or(""),
         },
     )
 }
@@ -208,7 +223,7 @@ pub async fn apply(
     live: Option<&Live>,
     candidate: Option<&str>,
 ) -> Result<()> {
-    let conf = render_conf(cfg, live, candidate)?;
+    let conf = render_conf(cfg, edge, live, candidate)?;
     engine
         .upload_files(&edge.id, EDGE_DIR, &[(EDGE_NEXT, conf.as_bytes())])
         .await?;

@@ -54,6 +54,21 @@ impl From<&Prepared> for Release {
     }
 }
 
+/// How to deploy: production, or `sitebuild watch`'s development mode.
+#[derive(Debug, Clone, Default)]
+pub struct DeployOptions {
+    /// Site containers get a writable site directory (a fresh volume filled from the image) so
+    /// `watch` can sync files into them; the image is the same.
+    pub dev: bool,
+    /// `ip:port` of watch's live-reload server, proxied by the edge (dev only).
+    pub livereload: Option<String>,
+}
+
+/// Label value of `dev.sitebuild.mode` on site containers.
+fn mode_label(opts: &DeployOptions) -> &'static str {
+    if opts.dev { "dev" } else { "production" }
+}
+
 /// What a deploy did.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -100,7 +115,15 @@ async fn pause_point(point: &str, ui: &Ui) {
 }
 
 /// Is `release` live and healthy already? Cheap: no lock, no changes.
-async fn is_live(engine: &Engine, cfg: &Config, release: &Release) -> Result<Option<String>> {
+async fn is_live(
+    engine: &Engine,
+    cfg: &Config,
+    release: &Release,
+    opts: &DeployOptions,
+) -> Result<Option<String>> {
+    if opts.livereload.is_some() {
+        return Ok(None); // the edge config must be (re)written for this watch session
+    }
     let Some(edge) = edge::find(engine, &cfg.name).await? else {
         return Ok(None);
     };
@@ -111,9 +134,17 @@ async fn is_live(engine: &Engine, cfg: &Config, release: &Release) -> Result<Opt
         id: edge.id,
         name: edge.name,
         probe: cfg.probe_addr()?,
+        livereload: None,
     };
     match edge::read_live(engine, &e).await? {
         Some(live) if live.fingerprint == release.fingerprint => {
+            let mode_ok = engine
+                .container(&live.container)
+                .await
+                .is_ok_and(|c| c.label(labels::MODE) == Some(mode_label(opts)));
+            if !mode_ok {
+                return Ok(None);
+            }
             let healthy = probe(cfg.probe_addr()?, "/healthz", Duration::from_secs(2))
                 .await
                 .is_ok();
@@ -128,13 +159,19 @@ async fn is_live(engine: &Engine, cfg: &Config, release: &Release) -> Result<Opt
 }
 
 /// Deploy `release` for `cfg`'s project: health-gated, zero-downtime, serialized by the lock.
-pub async fn deploy(engine: &Engine, cfg: &Config, release: &Release, ui: &Ui) -> Result<Outcome> {
-    if let Some(container) = is_live(engine, cfg, release).await? {
+pub async fn deploy(
+    engine: &Engine,
+    cfg: &Config,
+    release: &Release,
+    opts: &DeployOptions,
+    ui: &Ui,
+) -> Result<Outcome> {
+    if let Some(container) = is_live(engine, cfg, release, opts).await? {
         return Ok(Outcome::Unchanged { container });
     }
     engine.ensure_base_image(&cfg.base_image).await?;
     let lock = lock::acquire(engine, cfg, ui).await?;
-    let result = deploy_locked(engine, cfg, release, ui).await;
+    let result = deploy_locked(engine, cfg, release, opts, ui).await;
     let released = lock.release(engine).await;
     let outcome = result?;
     released?;
@@ -145,10 +182,11 @@ async fn deploy_locked(
     engine: &Engine,
     cfg: &Config,
     release: &Release,
+    opts: &DeployOptions,
     ui: &Ui,
 ) -> Result<Outcome> {
     let started = Instant::now();
-    let edge = edge::ensure(engine, cfg, ui).await?;
+    let edge = edge::ensure(engine, cfg, opts.livereload.clone(), ui).await?;
     let mut live = edge::read_live(engine, &edge).await?;
     if let Some(l) = &live {
         let running = engine
@@ -174,8 +212,16 @@ async fn deploy_locked(
             engine.remove(&c.id).await?;
         }
     }
+    let live_mode_ok = match &live {
+        Some(l) => engine
+            .container(&l.container)
+            .await
+            .is_ok_and(|c| c.label(labels::MODE) == Some(mode_label(opts))),
+        None => false,
+    };
     if let Some(l) = &live
         && l.fingerprint == release.fingerprint
+        && live_mode_ok
     {
         edge::apply(engine, cfg, &edge, Some(l), None).await?;
         return Ok(Outcome::Unchanged {
@@ -184,7 +230,7 @@ async fn deploy_locked(
     }
 
     let name = format!("{}-{}-{}", cfg.name, release.short(), unique_suffix());
-    let spec = site_spec(cfg, release, &name);
+    let spec = site_spec(cfg, release, &name, opts);
     let new_id = engine.create(&spec).await?;
     let gate = async {
         engine.start(&new_id).await?;
@@ -252,7 +298,7 @@ async fn deploy_locked(
 }
 
 /// A hardened site container: on the private network only, no host port.
-fn site_spec(cfg: &Config, release: &Release, name: &str) -> ContainerSpec {
+fn site_spec(cfg: &Config, release: &Release, name: &str, opts: &DeployOptions) -> ContainerSpec {
     ContainerSpec {
         name: name.to_string(),
         image: release.image.clone(),
@@ -261,6 +307,7 @@ fn site_spec(cfg: &Config, release: &Release, name: &str) -> ContainerSpec {
             (labels::PROJECT.to_string(), cfg.name.clone()),
             (labels::ROLE.to_string(), ROLE_SITE.to_string()),
             (labels::FINGERPRINT.to_string(), release.fingerprint.clone()),
+            (labels::MODE.to_string(), mode_label(opts).to_string()),
         ]),
         publish: None,
         user: crate::context::RUN_AS.to_string(),
@@ -271,6 +318,7 @@ fn site_spec(cfg: &Config, release: &Release, name: &str) -> ContainerSpec {
         network_disabled: false,
         network: Some(network_name(&cfg.name)),
         binds: vec![],
+        scratch_volume: opts.dev.then(|| crate::render::SITE_ROOT.to_string()),
         restart: true,
     }
 }
@@ -408,6 +456,7 @@ pub async fn rollback(
                 id: e.id,
                 name: e.name,
                 probe: cfg.probe_addr()?,
+                livereload: None,
             };
             edge::read_live(engine, &e).await?.map(|l| l.fingerprint)
         }
@@ -424,8 +473,46 @@ pub async fn rollback(
         fingerprint,
     };
     ui.step(format!("rolling back to {}", release.short()));
-    let outcome = deploy(engine, cfg, &release, ui).await?;
+    let outcome = deploy(engine, cfg, &release, &DeployOptions::default(), ui).await?;
     Ok((release, outcome))
+}
+
+/// Remove every container, the network and the volume of the project (and its images);
+/// returns a one-line summary.
+pub async fn down(engine: &Engine, cfg: &Config, images: bool, ui: &Ui) -> Result<String> {
+    let containers = engine
+        .containers_with_labels(&[(labels::PROJECT, &cfg.name)])
+        .await?;
+    for c in &containers {
+        engine.remove(&c.id).await?;
+        ui.step(format!("removed container {}", c.name));
+    }
+    if engine.remove_network(&network_name(&cfg.name)).await? {
+        ui.step(format!("removed network {}", network_name(&cfg.name)));
+    }
+    if engine.remove_volume(&volume_name(&cfg.name)).await? {
+        ui.step(format!("removed volume {}", volume_name(&cfg.name)));
+    }
+    let mut removed_images = 0;
+    if images {
+        for img in engine
+            .images_with_labels(&[(labels::PROJECT, &cfg.name)])
+            .await?
+        {
+            engine.remove_image(&img.id, true).await?;
+            removed_images += 1;
+        }
+    }
+    Ok(format!(
+        "{}: removed {} container(s){}",
+        cfg.name,
+        containers.len(),
+        if images {
+            format!(" and {removed_images} image(s)")
+        } else {
+            String::new()
+        }
+    ))
 }
 
 #[cfg(test)]
