@@ -153,7 +153,14 @@ async fn up_cmd(dir: &Path, args: &UpArgs, ui: &Ui, sink: &Sink) -> Result<()> {
         ui.step(describe_build(&p, &outcome));
     }
     let release = Release::from(&p);
-    let result = deploy::deploy(&engine, &config, &release, &deploy::DeployOptions::default(), ui).await?;
+    let result = deploy::deploy(
+        &engine,
+        &config,
+        &release,
+        &deploy::DeployOptions::default(),
+        ui,
+    )
+    .await?;
     sink.emit(&deploy_report(&config, &release, &result), ui)
 }
 

@@ -167,7 +167,14 @@ pub fn write_tar<W: Write>(ctx: &BuildContext<'_>, out: W) -> Result<ContextSumm
     let mut h = header(tar::EntryType::Directory, 0o755, 0, FIXED_MTIME);
     tar.append_data(&mut h, "sitebuild/html/", std::io::empty())?;
 
-    append_site(&mut tar, ctx.site, "sitebuild/html/", ctx.precompress_min_size, |_| true, &mut summary)?;
+    append_site(
+        &mut tar,
+        ctx.site,
+        "sitebuild/html/",
+        ctx.precompress_min_size,
+        |_| true,
+        &mut summary,
+    )?;
     // After the html/ tree: every entry in sorted order ("sitebuild/html/…" < "sitebuild/nginx.conf").
     let conf = ctx.nginx_conf.as_bytes();
     let mut h = header(

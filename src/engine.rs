@@ -8,15 +8,16 @@ use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerConfig, Mount, MountType, ContainerCreateBody, ExecConfig, HostConfig, NetworkCreateRequest,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerConfig, ContainerCreateBody, ExecConfig, HostConfig, Mount, MountType,
+    NetworkCreateRequest, PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CommitContainerOptionsBuilder, CreateContainerOptionsBuilder,
     CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder,
     ListImagesOptionsBuilder, LogsOptionsBuilder, PushImageOptionsBuilder,
     RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder,
-    StopContainerOptionsBuilder, TagImageOptionsBuilder, UploadToContainerOptionsBuilder,
+    StopContainerOptionsBuilder, TagImageOptionsBuilder, TopOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -572,7 +573,10 @@ impl Engine {
 
     /// Remove (force: kill first). Missing containers are fine.
     pub async fn remove(&self, id: &str) -> Result<()> {
-        let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        let opts = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
         match self.docker.remove_container(id, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if status_of(&e) == Some(404) => Ok(()),
@@ -733,6 +737,25 @@ impl Engine {
         }
         let inspect = self.docker.inspect_exec(&exec.id).await?;
         Ok((inspect.exit_code.unwrap_or(-1), output))
+    }
+
+    /// The container's processes as (pid, command line with its title), via `ps` on the host.
+    pub async fn processes(&self, id: &str) -> Result<Vec<(String, String)>> {
+        let opts = TopOptionsBuilder::new().ps_args("-o pid,args").build();
+        let top = self
+            .docker
+            .top_processes(id, Some(opts))
+            .await
+            .with_context(|| format!("cannot list the processes of {id}"))?;
+        Ok(top
+            .processes
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|row| {
+                let mut it = row.into_iter();
+                Some((it.next()?, it.collect::<Vec<_>>().join(" ")))
+            })
+            .collect())
     }
 
     /// The last `lines` lines of a container's output.

@@ -185,6 +185,12 @@ pub fn scan(root: &Path) -> Result<Site> {
 
     // walkdir sorts per directory by name; sort globally by the `/` path so the order is total.
     files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    // Only directories that end up holding a served file: an empty (or all-hidden) directory
+    // would answer 403 instead of 404.
+    dirs.retain(|d: &String| {
+        let prefix = format!("{d}/");
+        files.iter().any(|f| f.rel.starts_with(&prefix))
+    });
     dirs.sort();
 
     let site = Site {
@@ -333,7 +339,7 @@ mod tests {
                 "index.html"
             ]
         );
-        assert_eq!(site.dirs, [".well-known", "b", "sub"]);
+        assert_eq!(site.dirs, [".well-known", "b"], "sub/ holds only a dotfile");
     }
 
     #[test]

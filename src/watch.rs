@@ -20,12 +20,12 @@ use notify::RecursiveMode;
 use tokio::sync::mpsc;
 
 use crate::config::{CONFIG_FILE, Config, Overrides};
+use crate::context::NGINX;
 use crate::context::{self, ContextSummary};
 use crate::deploy::{self, DeployOptions, Outcome, Release};
 use crate::engine::Engine;
 use crate::image::{self, Prepared};
 use crate::livereload::LiveReload;
-use crate::context::NGINX;
 use crate::render::SITE_ROOT;
 use crate::site;
 use crate::ui::Ui;
@@ -151,12 +151,18 @@ pub async fn run(dir: &Path, overrides: Overrides, remove_on_exit: bool, ui: Ui)
         .ensure_network(
             &deploy::network_name(&cfg.name),
             &std::collections::HashMap::from([
-                (crate::engine::labels::MANAGED.to_string(), "true".to_string()),
+                (
+                    crate::engine::labels::MANAGED.to_string(),
+                    "true".to_string(),
+                ),
                 (crate::engine::labels::PROJECT.to_string(), cfg.name.clone()),
             ]),
         )
         .await?;
-    let livereload = match engine.network_gateway(&deploy::network_name(&cfg.name)).await {
+    let livereload = match engine
+        .network_gateway(&deploy::network_name(&cfg.name))
+        .await
+    {
         Ok(Some(ip)) if crate::config::remote_engine_host().is_none() => {
             match LiveReload::start(ip).await {
                 Ok(lr) => Some(lr),
@@ -224,11 +230,16 @@ pub async fn run(dir: &Path, overrides: Overrides, remove_on_exit: bool, ui: Ui)
         "watching {} for changes; the site is at {url} (Ctrl-C stops)",
         cfg.project_dir.display()
     ));
+    // Registered once: a Ctrl-C that arrives during an update is kept and ends the loop after it.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle Ctrl-C")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     session.update(true).await;
 
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
             batch = rx.recv() => {
                 let Some(mut paths) = batch else { break };
                 // Everything that arrived meanwhile (including during the last update) makes
@@ -310,7 +321,8 @@ impl Session {
                     .filter(|n| *n > 0)
                     .map(|n| format!(", {n} tab{} reloaded", if n == 1 { "" } else { "s" }))
                     .unwrap_or_default();
-                self.ui.result(format!("✔ {} live in {took} ({how}){tabs}", p.short()));
+                self.ui
+                    .result(format!("✔ {} live in {took} ({how}){tabs}", p.short()));
             }
             Ok(None) => self.ui.detail("no change that affects the site"),
             Err(e) => {
@@ -402,8 +414,11 @@ impl Session {
                 livereload: None,
             };
             let live = deploy::edge::read_live(&self.engine, &edge).await?;
-            if let Err(e) = deploy::edge::apply(&self.engine, &cfg, &edge, live.as_ref(), None).await {
-                self.ui.step(format!("could not remove the live-reload hooks: {e:#}"));
+            if let Err(e) =
+                deploy::edge::apply(&self.engine, &cfg, &edge, live.as_ref(), None).await
+            {
+                self.ui
+                    .step(format!("could not remove the live-reload hooks: {e:#}"));
             }
         }
         match &self.last {

@@ -251,6 +251,7 @@ pub async fn apply(
         )
         .await?;
     let conf_path = format!("{EDGE_DIR}/{EDGE_CONF}");
+    let old_workers = accepting_workers(engine, &edge.id).await?;
     let (code, out) = engine
         .exec(
             &edge.id,
@@ -264,7 +265,33 @@ pub async fn apply(
             out.trim_end()
         );
     }
-    Ok(())
+    // The reload is asynchronous: until every old worker has closed its listening socket, a
+    // new connection may still get the old config. Wait for that, so "switched" means switched.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = accepting_workers(engine, &edge.id).await?;
+        if !now.iter().any(|pid| old_workers.contains(pid)) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the edge {} still has workers with the old config after 10 s",
+                edge.name
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// PIDs of nginx workers that accept connections (not "shutting down").
+async fn accepting_workers(engine: &Engine, id: &str) -> Result<Vec<String>> {
+    Ok(engine
+        .processes(id)
+        .await?
+        .into_iter()
+        .filter(|(_, args)| args.contains("worker process") && !args.contains("shutting down"))
+        .map(|(pid, _)| pid)
+        .collect())
 }
 
 /// After a switch: wait until the reloaded workers answer with the new live fingerprint.

@@ -77,7 +77,7 @@ pub async fn acquire(engine: &Engine, cfg: &Config, ui: &Ui) -> Result<Lock> {
             network_disabled: true,
             network: None,
             binds: vec![],
-        scratch_volume: None,
+            scratch_volume: None,
             restart: false,
         };
         match engine.create(&spec).await {

@@ -1,0 +1,308 @@
+//! `sitebuild watch` as a subprocess against the real engine: edits go live, bursts collapse,
+//! errors keep the loop alive, `.git/` changes trigger nothing, the fast path is byte-for-byte
+//! the image, and a headless Chromium tab reloads by itself.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A running `sitebuild watch` with its output collected line by line.
+struct Watch {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Watch {
+    fn start(p: &Project) -> Watch {
+        let mut child = p
+            .cmd(&["watch"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    eprintln!("watch| {line}");
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let w = Watch { child, lines };
+        w.wait_for("the first deploy", Duration::from_secs(120), |l| {
+            l.starts_with('✔')
+        });
+        w
+    }
+
+    fn count(&self, pred: impl Fn(&str) -> bool) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| pred(l))
+            .count()
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.lines.lock().unwrap().iter().any(|l| pred(l)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "watch never printed {what}:\n{}",
+            self.lines.lock().unwrap().join("\n")
+        );
+    }
+
+    fn updates(&self) -> usize {
+        self.count(|l| l.starts_with('✔'))
+    }
+
+    /// Wait for the n-th "✔" line.
+    fn wait_updates(&self, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.updates() < n {
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} updates:\n{}",
+                self.lines.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Ctrl-C, and wait for the clean exit.
+    fn stop(mut self) -> String {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("watch did not stop on SIGINT");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        self.lines.lock().unwrap().join("\n")
+    }
+}
+
+/// The body as served, without the live-reload script the dev edge adds to HTML.
+fn served(p: &Project, path: &str) -> (u16, String) {
+    let r = p.get(path);
+    (
+        r.status,
+        r.text()
+            .replace("<script src=\"/.sitebuild/livereload.js\"></script>", ""),
+    )
+}
+
+fn wait_served(p: &Project, path: &str, want: &str, timeout: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (status, body) = served(p, path);
+        if status == 200 && body == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{path} never served {want:?} (last: {status} {body:?})"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn edits_go_live_bursts_collapse_and_errors_keep_the_loop_alive() {
+    if !engine_ready() {
+        return;
+    }
+    let p = Project::new("watch");
+    p.write_toml("drain = 0\n");
+    let w = Watch::start(&p);
+    let (status, body) = served(&p, "/");
+    assert_eq!(status, 200);
+    assert_eq!(body, std::fs::read_to_string(p.site("index.html")).unwrap());
+    // The dev edge injects the live-reload script into HTML, never into other files.
+    assert!(p.get("/").text().contains("/.sitebuild/livereload.js"));
+    assert!(
+        !p.get("/assets/app.3f2a1c9b.css")
+            .text()
+            .contains("livereload")
+    );
+
+    // One edit: served within a few seconds, through the sync path.
+    let edited = "<!doctype html><body><p id=\"marker\">EDIT-1</p></body>\n";
+    std::fs::write(p.site("index.html"), edited).unwrap();
+    let took = wait_served(&p, "/", edited, Duration::from_secs(10));
+    eprintln!("edit → served in {took:?}");
+    w.wait_updates(2, Duration::from_secs(10));
+    assert!(w.count(|l| l.starts_with('✔') && l.contains("(sync, 1 file)")) >= 1);
+
+    // Ten rapid writes: one or two updates, not ten; the last content wins.
+    let before = w.updates();
+    for i in 0..10 {
+        std::fs::write(p.site("index.html"), format!("<body>rapid {i}</body>\n")).unwrap();
+    }
+    wait_served(&p, "/", "<body>rapid 9</body>\n", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let burst = w.updates() - before;
+    assert!(
+        (1..=2).contains(&burst),
+        "10 rapid writes made {burst} updates"
+    );
+
+    // A change in .git/ (and other dotfiles) triggers nothing.
+    let before = w.updates();
+    std::fs::create_dir_all(p.site(".git")).unwrap();
+    std::fs::write(p.site(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+    std::fs::write(p.site(".env"), "X=1\n").unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(w.updates(), before, "dotfile changes must not deploy");
+
+    // A broken template: a clear error (file, line), the old content stays, the fix recovers.
+    std::fs::create_dir_all(p.path().join("nginx")).unwrap();
+    let template = p.path().join("nginx/nginx.conf.j2");
+    std::fs::write(&template, "events {}\n\nhttp { {{ no_such_var }} }\n").unwrap();
+    w.wait_for("the template error", Duration::from_secs(10), |l| {
+        l.contains("✘") && l.contains("nginx/nginx.conf.j2, line 3")
+    });
+    assert_eq!(served(&p, "/").1, "<body>rapid 9</body>\n");
+    std::fs::remove_file(&template).unwrap();
+
+    // A broken sitebuild.toml, and a missing index.html: errors, then recovery.
+    std::fs::write(p.path().join("sitebuild.toml"), "name = [\n").unwrap();
+    w.wait_for("the config error", Duration::from_secs(10), |l| {
+        l.contains("✘") && l.contains("sitebuild.toml")
+    });
+    p.write_toml("drain = 0\n");
+    std::fs::remove_file(p.site("index.html")).unwrap();
+    w.wait_for("the missing index.html", Duration::from_secs(10), |l| {
+        l.contains("✘") && l.contains("index.html") && l.contains("missing")
+    });
+    assert_eq!(
+        served(&p, "/").1,
+        "<body>rapid 9</body>\n",
+        "the last good version stays"
+    );
+    let fixed = "<body>recovered</body>\n";
+    std::fs::write(p.site("index.html"), fixed).unwrap();
+    wait_served(&p, "/", fixed, Duration::from_secs(30));
+
+    // A deleted file goes through the rebuild path.
+    std::fs::remove_file(p.site("about/index.html")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while p.get("/about/").status != 404 {
+        assert!(
+            Instant::now() < deadline,
+            "the deleted page is still served"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    w.wait_for("a rebuild", Duration::from_secs(10), |l| {
+        l.starts_with('✔') && l.contains("(rebuild)")
+    });
+
+    let out = w.stop();
+    assert!(out.contains("stopped watching"), "{out}");
+    // After Ctrl-C the edge no longer injects anything.
+    assert!(!p.get("/").text().contains("livereload"));
+}
+
+/// The fast path writes exactly what the image would contain: compare the synced dev
+/// container's site directory with a container of the image `build` makes for the same content.
+#[test]
+fn sync_is_byte_identical_to_the_image() {
+    if !engine_ready() {
+        return;
+    }
+    let p = Project::new("parity");
+    p.write_toml("drain = 0\n");
+    let w = Watch::start(&p);
+    // Changed bytes, a new small file, a new big text file (gets a .gz sibling), a mode change.
+    std::fs::write(p.site("index.html"), "<body>parity</body>\n").unwrap();
+    std::fs::write(p.site("new.txt"), "small\n").unwrap();
+    std::fs::write(p.site("big.js"), "function f(x){return x*2}\n".repeat(400)).unwrap();
+    wait_served(&p, "/new.txt", "small\n", Duration::from_secs(10));
+    wait_served(
+        &p,
+        "/index.html",
+        "<body>parity</body>\n",
+        Duration::from_secs(10),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        w.count(|l| l.contains("(sync,")) >= 1,
+        "went through the sync path"
+    );
+    let dev = p.role("site").pop().unwrap();
+    let _ = w.stop();
+
+    let out = p.ok(&["--json", "build"]);
+    let json: serde_json::Value =
+        serde_json::from_str(out.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    let image = json["image"].as_str().unwrap().to_string();
+    let made = docker_lines(&["create", &image]);
+    let fresh = made.last().unwrap().clone();
+    let tree = |id: &str| -> Vec<(String, u32, u64, Vec<u8>)> {
+        let out = std::process::Command::new("docker")
+            .args(["cp", &format!("{id}:/usr/share/sitebuild/html/."), "-"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut entries = Vec::new();
+        let mut archive = tar::Archive::new(out.stdout.as_slice());
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            if !e.header().entry_type().is_file() {
+                continue;
+            }
+            let path = e.path().unwrap().display().to_string();
+            let mode = e.header().mode().unwrap();
+            let mtime = e.header().mtime().unwrap();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+            entries.push((path, mode, mtime, bytes));
+        }
+        entries.sort();
+        entries
+    };
+    let (a, b) = (tree(&dev), tree(&fresh));
+    let _ = docker(&["rm", "-f", &fresh]);
+    let names =
+        |t: &[(String, u32, u64, Vec<u8>)]| t.iter().map(|e| e.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&a), names(&b), "same files");
+    assert!(
+        names(&b).iter().any(|n| n.ends_with("big.js.gz")),
+        "{:?}",
+        names(&b)
+    );
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            (x.0.as_str(), x.1, x.2),
+            (y.0.as_str(), y.1, y.2),
+            "mode and mtime"
+        );
+        assert!(x.3 == y.3, "bytes of {}", x.0);
+    }
+}
