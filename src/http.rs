@@ -45,10 +45,29 @@ pub fn get(
     }
     req.push_str("\r\n");
     stream.write_all(req.as_bytes())?;
+    // Read until the body is complete (Content-Length) or the server closes the connection;
+    // not every server honours `Connection: close` promptly.
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .with_context(|| format!("reading the response from {addr}{path}"))?;
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = stream
+            .read(&mut buf)
+            .with_context(|| format!("reading the response from {addr}{path}"))?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(head_end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_some_and(|len| raw.len() >= head_end + 4 + len) {
+                break;
+            }
+        }
+    }
     parse(&raw).with_context(|| format!("bad HTTP response from {addr}{path}"))
 }
 

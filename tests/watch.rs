@@ -306,3 +306,185 @@ fn sync_is_byte_identical_to_the_image() {
         assert!(x.3 == y.3, "bytes of {}", x.0);
     }
 }
+
+/// A headless Chromium driven over the DevTools protocol (websocket), enough to load a page
+/// and evaluate JavaScript in it.
+struct Browser {
+    child: Child,
+    ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+    next_id: u64,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Browser {
+    fn launch() -> Option<Browser> {
+        let binary = ["chromium", "chromium-browser", "google-chrome"]
+            .into_iter()
+            .find(|b| {
+                std::process::Command::new("sh")
+                    .args(["-c", &format!("command -v {b}")])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            });
+        let Some(binary) = binary else {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "chromium is not installed; scripts/test.sh installs it (Debian package chromium)"
+            );
+            eprintln!("SKIPPED: chromium not installed");
+            return None;
+        };
+        let profile = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = std::process::Command::new(binary)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-dev-shm-usage",
+                &format!("--remote-debugging-port={port}"),
+                &format!("--user-data-dir={}", profile.path().display()),
+                "about:blank",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ws_url = loop {
+            if let Ok(r) = get(
+                ([127, 0, 0, 1], port).into(),
+                "/json/list",
+                &[],
+                Duration::from_secs(2),
+            ) {
+                let targets: serde_json::Value =
+                    serde_json::from_slice(&r.body).unwrap_or_default();
+                // (Its own URL names the Host header we sent, without the port: build it.)
+                if let Some(id) = targets
+                    .as_array()
+                    .and_then(|a| a.iter().find(|t| t["type"] == "page"))
+                    .and_then(|t| t["id"].as_str())
+                {
+                    break format!("ws://127.0.0.1:{port}/devtools/page/{id}");
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromium's DevTools endpoint did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let (ws, _) = tungstenite::connect(ws_url.as_str()).unwrap();
+        Some(Browser {
+            child,
+            ws,
+            next_id: 1,
+            _profile: profile,
+        })
+    }
+
+    /// Send a DevTools command and wait for its answer (events in between are skipped).
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = serde_json::json!({"id": id, "method": method, "params": params});
+        self.ws
+            .send(tungstenite::Message::Text(msg.to_string().into()))
+            .unwrap();
+        loop {
+            let reply = self.ws.read().unwrap();
+            if let tungstenite::Message::Text(text) = reply {
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                if v["id"] == id {
+                    return v;
+                }
+            }
+        }
+    }
+
+    fn eval(&mut self, expression: &str) -> serde_json::Value {
+        let v = self.call(
+            "Runtime.evaluate",
+            serde_json::json!({"expression": expression, "returnByValue": true}),
+        );
+        v["result"]["result"]["value"].clone()
+    }
+}
+
+#[test]
+fn open_browser_tab_reloads_by_itself() {
+    if !engine_ready() {
+        return;
+    }
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let p = Project::new("browser");
+    p.write_toml("drain = 0\n");
+    std::fs::write(
+        p.site("index.html"),
+        "<!doctype html><body><p id=\"marker\">BEFORE</p></body>\n",
+    )
+    .unwrap();
+    let w = Watch::start(&p);
+
+    let url = format!("http://127.0.0.1:{}/", p.port);
+    browser.call("Page.navigate", serde_json::json!({ "url": url }));
+    let text =
+        "document.getElementById('marker') ? document.getElementById('marker').textContent : ''";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while browser.eval(text) != "BEFORE" {
+        assert!(Instant::now() < deadline, "the page never showed BEFORE");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The live-reload stream must be open before the edit, or there is nothing to hear it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while browser
+        .eval("document.querySelector('script[src=\"/.sitebuild/livereload.js\"]') !== null")
+        != true
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the live-reload script is not in the page"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // A mark that only survives if the page is NOT reloaded.
+    browser.eval("window.__notReloaded = true");
+
+    std::fs::write(
+        p.site("index.html"),
+        "<!doctype html><body><p id=\"marker\">AFTER</p></body>\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while browser.eval(text) != "AFTER" {
+        assert!(
+            Instant::now() < deadline,
+            "the tab never showed AFTER by itself; watch said:\n{}",
+            w.lines.lock().unwrap().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        browser.eval("window.__notReloaded === undefined"),
+        true,
+        "the page reloaded itself (the test never navigated again)"
+    );
+    let out = w.stop();
+    assert!(
+        out.contains("tab reloaded") || out.contains("tabs reloaded"),
+        "{out}"
+    );
+}
