@@ -49,9 +49,19 @@ pub enum Command {
     ///
     /// Example: `sitebuild render --out /tmp/nginx.conf`
     Render {
-        /// Write the config to FILE instead of standard output.
+        /// Write the config to FILE instead of standard output (with --k8s: a directory).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Render Kubernetes manifests (Deployment, Service, optional Ingress) for the site's
+        /// image instead of nginx.conf. Templates in deploy/k8s/ override the built-in ones.
+        ///
+        /// Example: `sitebuild render --k8s --image ghcr.io/me/site --out k8s/`
+        #[arg(long)]
+        k8s: bool,
+        /// With --k8s: the image repository the cluster pulls (tagged with the fingerprint);
+        /// default: the local `<name>:<fingerprint>`.
+        #[arg(long, value_name = "REPO", requires = "k8s")]
+        image: Option<String>,
     },
     /// Build the site image (nothing is built when the fingerprint already exists).
     ///

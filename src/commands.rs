@@ -36,7 +36,12 @@ pub fn run(cli: Cli) -> Result<u8> {
         .context("cannot start the async runtime")?;
     let dir = cli.dir.as_path();
     match cli.command {
-        Command::Render { out } => render_cmd(dir, out.as_deref(), &ui).map(|_| 0),
+        Command::Render {
+            out,
+            k8s: true,
+            image,
+        } => k8s_cmd(dir, out.as_deref(), image.as_deref(), &ui).map(|_| 0),
+        Command::Render { out, .. } => render_cmd(dir, out.as_deref(), &ui).map(|_| 0),
         Command::Build(args) => runtime
             .block_on(build_cmd(dir, &args, &ui, &sink))
             .map(|_| 0),
@@ -91,6 +96,44 @@ fn render_cmd(dir: &Path, out: Option<&Path>, ui: &Ui) -> Result<()> {
             ui.step(format!("wrote {}", path.display()));
         }
         None => print!("{conf}"),
+    }
+    Ok(())
+}
+
+/// `render --k8s`: manifests for the image of the current content.
+fn k8s_cmd(dir: &Path, out: Option<&Path>, repo: Option<&str>, ui: &Ui) -> Result<()> {
+    let config = load(dir, &BuildArgs::default(), None)?;
+    let p = image::prepare(&config)?;
+    let image = match repo {
+        Some(r) => {
+            crate::config::check_image_ref(r)
+                .map_err(|m| anyhow::anyhow!("invalid --image: {m}"))?;
+            format!("{r}:{}", p.short())
+        }
+        None => p.tag(),
+    };
+    let mut opts = crate::k8s::K8sOptions::new(&config.name, image, &p.fingerprint);
+    opts.replicas = config.replicas;
+    opts.host = config.ingress_host.clone();
+    opts.namespace = config.namespace.clone();
+    let manifests = crate::k8s::render(&opts, &config.project_dir.join(crate::k8s::OVERRIDE_DIR))?;
+    match out {
+        Some(dir) => {
+            let written = crate::k8s::write_all(&manifests, dir)?;
+            ui.result(format!(
+                "wrote {}",
+                written
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        None => {
+            for (name, yaml) in &manifests {
+                println!("---\n# {name}\n{}", yaml.trim_end());
+            }
+        }
     }
     Ok(())
 }

@@ -35,6 +35,9 @@ pub struct FileConfig {
     pub keep_images: Option<i64>,
     pub lock_timeout: Option<i64>,
     pub probe_host: Option<String>,
+    pub replicas: Option<i64>,
+    pub ingress_host: Option<String>,
+    pub namespace: Option<String>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -76,6 +79,12 @@ pub struct Config {
     pub lock_timeout: u64,
     /// Host sitebuild connects to for health checks (None = derived, see [`Config::probe_addr`]).
     pub probe_host: Option<String>,
+    /// Kubernetes: pods in the Deployment.
+    pub replicas: i64,
+    /// Kubernetes: Ingress hostname (None = no Ingress).
+    pub ingress_host: Option<String>,
+    /// Kubernetes: namespace of the manifests (None = the kubectl context's).
+    pub namespace: Option<String>,
     /// Where each key's value came from ("sitebuild.toml", "SITEBUILD_PORT", "--port", "default").
     pub origin: BTreeMap<&'static str, String>,
 }
@@ -104,7 +113,7 @@ pub fn env_var(key: &str) -> String {
     format!("SITEBUILD_{}", key.to_ascii_uppercase())
 }
 
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 17] = [
     "name",
     "port",
     "bind",
@@ -119,6 +128,9 @@ const KEYS: [&str; 14] = [
     "keep_images",
     "lock_timeout",
     "probe_host",
+    "replicas",
+    "ingress_host",
+    "namespace",
 ];
 
 impl Config {
@@ -174,6 +186,8 @@ impl Config {
                 ("site_dir", file.site_dir),
                 ("templates_dir", file.templates_dir),
                 ("probe_host", file.probe_host),
+                ("ingress_host", file.ingress_host),
+                ("namespace", file.namespace),
             ];
             for (k, v) in strs {
                 if let Some(v) = v {
@@ -187,6 +201,7 @@ impl Config {
                 ("drain", file.drain),
                 ("keep_images", file.keep_images),
                 ("lock_timeout", file.lock_timeout),
+                ("replicas", file.replicas),
             ];
             for (k, v) in ints {
                 if let Some(v) = v {
@@ -501,6 +516,49 @@ fn validate(project_dir: PathBuf, mut layered: Layered) -> Result<Config> {
 
     let keep_images = ranged("keep_images", 1..=100, "images", 3)?;
     let lock_timeout = ranged("lock_timeout", 1..=3600, "seconds", 300)?;
+    let replicas = ranged("replicas", 1..=100, "replicas", 2)? as i64;
+    let mut plain_str = |key: &'static str| -> Result<Option<(String, String)>> {
+        match take(key) {
+            Some((raw, from)) => Ok(Some((str_of(key, raw, &from)?, from))),
+            None => Ok(None),
+        }
+    };
+    let ingress_host = match plain_str("ingress_host")? {
+        Some((h, from)) => {
+            let ok = check_server_name(&h).is_ok()
+                && !h.contains([' ', '*'])
+                && h != "_"
+                && h == h.to_ascii_lowercase();
+            if !ok {
+                return Err(err(
+                    "ingress_host",
+                    &from,
+                    format!("{h:?} is not one lowercase hostname (e.g. www.example.com)"),
+                ));
+            }
+            Some(h)
+        }
+        None => None,
+    };
+    let namespace = match plain_str("namespace")? {
+        Some((n, from)) => {
+            let ok = !n.is_empty()
+                && n.len() <= 63
+                && n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !n.starts_with('-')
+                && !n.ends_with('-');
+            if !ok {
+                return Err(err(
+                    "namespace",
+                    &from,
+                    format!("{n:?} is not a Kubernetes namespace (lowercase letters, digits, '-')"),
+                ));
+            }
+            Some(n)
+        }
+        None => None,
+    };
     let probe_host = match take("probe_host") {
         Some((raw, from)) => {
             let s = str_of("probe_host", raw, &from)?;
@@ -533,6 +591,9 @@ fn validate(project_dir: PathBuf, mut layered: Layered) -> Result<Config> {
         keep_images,
         lock_timeout,
         probe_host,
+        replicas,
+        ingress_host,
+        namespace,
         origin,
     })
 }
@@ -782,6 +843,11 @@ mod tests {
             ("drain = -1", "`drain`"),
             ("keep_images = 0", "`keep_images`"),
             ("lock_timeout = 0", "`lock_timeout`"),
+            ("replicas = 0", "`replicas`"),
+            ("replicas = -3", "`replicas`"),
+            ("ingress_host = \"a.com; x\"", "`ingress_host`"),
+            ("ingress_host = \"*.a.com\"", "`ingress_host`"),
+            ("namespace = \"Prod\"", "`namespace`"),
             ("port = \"8080\"", "port"),
         ];
         for (toml, key) in cases {

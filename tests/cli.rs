@@ -207,3 +207,45 @@ fn is_root() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
 }
+
+#[test]
+fn render_k8s_writes_manifests_and_refuses_bad_values() {
+    let d = project("replicas = 3\ningress_host = \"www.example.com\"\nnamespace = \"web\"\n");
+    let out = d.path().join("k8s");
+    sitebuild()
+        .args([
+            "--dir",
+            d.path().to_str().unwrap(),
+            "render",
+            "--k8s",
+            "--image",
+            "registry.example.com/site",
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    let deployment = std::fs::read_to_string(out.join("deployment.yaml")).unwrap();
+    assert!(deployment.contains("replicas: 3"), "{deployment}");
+    assert!(
+        deployment.contains("image: \"registry.example.com/site:"),
+        "{deployment}"
+    );
+    assert!(deployment.contains("readOnlyRootFilesystem: true"));
+    let ingress = std::fs::read_to_string(out.join("ingress.yaml")).unwrap();
+    assert!(ingress.contains("www.example.com"));
+    assert!(out.join("service.yaml").exists());
+
+    for (toml, key) in [
+        ("replicas = 0\n", "`replicas`"),
+        ("replicas = -1\n", "`replicas`"),
+        ("ingress_host = \"a b\"\n", "`ingress_host`"),
+    ] {
+        let d = project(toml);
+        sitebuild()
+            .args(["--dir", d.path().to_str().unwrap(), "render", "--k8s"])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(key).and(predicate::str::contains("sitebuild.toml")));
+    }
+}
