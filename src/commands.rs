@@ -394,6 +394,7 @@ async fn status_cmd(dir: &Path, ui: &Ui) -> Result<()> {
         .find(|c| c.label(labels::ROLE) == Some(deploy::edge::ROLE_EDGE));
     let mut live_name = None;
     if let Some(e) = edge {
+        let e = &engine.container(&e.id).await?;
         let address = e.label(labels::ADDRESS).unwrap_or("?");
         ui.result(format!(
             "edge       {} ({}) on http://{address}/ since {}",
@@ -445,6 +446,7 @@ async fn status_cmd(dir: &Path, ui: &Ui) -> Result<()> {
         let role = c.label(labels::ROLE).unwrap_or("?");
         if role == deploy::edge::ROLE_EDGE || Some(&c.name) == live_name.as_ref() {
             if Some(&c.name) == live_name.as_ref() {
+                let c = engine.container(&c.id).await?;
                 ui.result(format!(
                     "           {} {} since {}",
                     c.name,

@@ -178,15 +178,13 @@ impl Engine {
         };
         let docker = Docker::connect_with_defaults().with_context(hint)?;
         let docker = docker.with_timeout(Duration::from_secs(600));
-        match tokio::time::timeout(Duration::from_secs(5), docker.ping()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(anyhow!(e).context(hint())),
-            Err(_) => return Err(anyhow!("no answer within 5 s").context(hint())),
-        }
-        let docker = docker
-            .negotiate_version()
-            .await
-            .with_context(|| format!("cannot agree on an API version with the engine at {host}"))?;
+        // One request answers both "is it there?" and "which API version?".
+        let docker =
+            match tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version()).await {
+                Ok(Ok(d)) => d,
+                Ok(Err(e)) => return Err(anyhow!(e).context(hint())),
+                Err(_) => return Err(anyhow!("no answer within 5 s").context(hint())),
+            };
         Ok(Engine { docker, host })
     }
 
@@ -440,15 +438,28 @@ impl Engine {
             .list_containers(Some(opts))
             .await
             .context("cannot list containers")?;
-        let mut out = Vec::new();
-        for c in list {
-            let Some(id) = c.id else { continue };
-            match self.container(&id).await {
-                Ok(info) => out.push(info),
-                Err(e) if is_not_found(&e) => {} // removed meanwhile
-                Err(e) => return Err(e),
-            }
-        }
+        // From the list alone (one request): no start time, exit code or restart count; call
+        // [`Engine::container`] for those.
+        let mut out: Vec<ContainerInfo> = list
+            .into_iter()
+            .filter_map(|c| {
+                Some(ContainerInfo {
+                    id: c.id?,
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    image: c.image.unwrap_or_default(),
+                    labels: c.labels.unwrap_or_default(),
+                    state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                    started_at: None,
+                    exit_code: None,
+                    restart_count: 0,
+                })
+            })
+            .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }

@@ -124,38 +124,42 @@ async fn is_live(
     if opts.livereload.is_some() {
         return Ok(None); // the edge config must be (re)written for this watch session
     }
-    let Some(edge) = edge::find(engine, &cfg.name).await? else {
+    // One list for the whole project: the edge, the site containers, any leftovers.
+    let all = engine
+        .containers_with_labels(&[(labels::PROJECT, &cfg.name)])
+        .await?;
+    let role = |c: &&ContainerInfo, r: &str| c.label(labels::ROLE) == Some(r);
+    let Some(edge) = all.iter().find(|c| role(c, edge::ROLE_EDGE)) else {
         return Ok(None);
     };
     if !edge.is_running() || edge.label(labels::ADDRESS) != Some(address_of(cfg).as_str()) {
         return Ok(None);
     }
     let e = edge::Edge {
-        id: edge.id,
-        name: edge.name,
+        id: edge.id.clone(),
+        name: edge.name.clone(),
         probe: cfg.probe_addr()?,
         livereload: None,
     };
-    match edge::read_live(engine, &e).await? {
-        Some(live) if live.fingerprint == release.fingerprint => {
-            let mode_ok = engine
-                .container(&live.container)
-                .await
-                .is_ok_and(|c| c.label(labels::MODE) == Some(mode_label(opts)));
-            if !mode_ok {
-                return Ok(None);
-            }
-            let healthy = probe(cfg.probe_addr()?, "/healthz", Duration::from_secs(2))
-                .await
-                .is_ok();
-            let others = site_containers(engine, &cfg.name)
-                .await?
-                .into_iter()
-                .any(|c| c.name != live.container);
-            Ok((healthy && !others).then_some(live.container))
-        }
-        _ => Ok(None),
+    let Some(live) = edge::read_live(engine, &e).await? else {
+        return Ok(None);
+    };
+    let sites: Vec<&ContainerInfo> = all.iter().filter(|c| role(c, ROLE_SITE)).collect();
+    let current = sites.iter().any(|c| {
+        c.name == live.container
+            && c.is_running()
+            && c.label(labels::MODE) == Some(mode_label(opts))
+            && live.fingerprint == release.fingerprint
+    });
+    // Leftovers (other site containers, a lock) mean an interrupted run: let deploy converge.
+    let leftovers = sites.len() > 1 || all.iter().any(|c| role(&c, lock::ROLE_LOCK));
+    if !current || leftovers {
+        return Ok(None);
     }
+    let healthy = probe(cfg.probe_addr()?, "/healthz", Duration::from_secs(2))
+        .await
+        .is_ok();
+    Ok(healthy.then_some(live.container))
 }
 
 /// Deploy `release` for `cfg`'s project: health-gated, zero-downtime, serialized by the lock.
