@@ -293,17 +293,10 @@ pub fn write_all(manifests: &[(String, String)], dir: &Path) -> Result<Vec<PathB
         .collect()
 }
 
-/// The override `file` in `dir` if it exists, else the built-in `default`; returns (name for
-/// errors, source).
+/// The override `file` in `dir` if it exists, else the built-in `default` (see
+/// [`crate::render::load_template_file`]); returns (name for errors, source).
 fn load_template(dir: &Path, file: &str, default: &str) -> Result<(String, String)> {
-    let path = dir.join(file);
-    if path.exists() {
-        let source = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read template {}", path.display()))?;
-        Ok((path.display().to_string(), source))
-    } else {
-        Ok((format!("{file} (built-in)"), default.to_string()))
-    }
+    crate::render::load_template_file(dir, file, default)
 }
 
 /// Characters no rendered string may contain: they could end a double-quoted YAML scalar,
@@ -367,7 +360,7 @@ fn template_error(label: &str, e: &minijinja::Error) -> anyhow::Error {
         "template error in {label}{line}: {what}\n{e:#}\nFix the template (variables: name, namespace, \
          image, fingerprint, replicas, host, container_port, service_port, version)"
     );
-    if label.ends_with("(built-in)") {
+    if label.starts_with("<built-in") {
         anyhow::anyhow!(message)
     } else {
         anyhow::Error::new(crate::located::Located::new(label, e.line(), message))

@@ -5,35 +5,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::*;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Tools from PyPI/Debian the README test command installs; missing outside CI → skip.
-fn tools(list: &[&str]) -> bool {
-    let missing: Vec<&&str> = list.iter().filter(|t| !have(t)).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert_ne!(
-        std::env::var("CI").as_deref(),
-        Ok("true"),
-        "missing {missing:?}; scripts/test.sh installs them"
-    );
-    eprintln!("SKIPPED: missing {missing:?}");
-    false
 }
 
 fn run(cmd: &mut Command) -> (bool, String) {
@@ -58,7 +35,7 @@ fn broken_copy(src: &Path, from: &str, to: &str) -> tempfile::NamedTempFile {
 
 #[test]
 fn pipelines_lint_clean_and_broken_copies_fail() {
-    if !tools(&["actionlint", "shellcheck", "check-jsonschema"]) {
+    if !tools_ready(&["actionlint", "shellcheck", "check-jsonschema"]) {
         return;
     }
     let workflow = repo().join(".github/workflows/sitebuild.yml");
@@ -105,62 +82,6 @@ fn pipelines_lint_clean_and_broken_copies_fail() {
         .args(["--builtin-schema", "vendor.gitlab-ci"])
         .arg(bad.path()));
     assert!(!ok, "the schema must reject resource_groups");
-}
-
-struct Registry {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn registry(user: &str, password: &str) -> Registry {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let h = Command::new("htpasswd")
-        .args(["-Bbn", user, password])
-        .output()
-        .unwrap();
-    std::fs::write(dir.path().join("htpasswd"), h.stdout).unwrap();
-    std::fs::write(
-        dir.path().join("config.yml"),
-        format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {d}/data\n\
-             http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: t\n    path: {d}/htpasswd\n",
-            d = dir.path().display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(dir.path().join("config.yml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while get(
-        ([127, 0, 0, 1], port).into(),
-        "/v2/",
-        &[],
-        Duration::from_secs(1),
-    )
-    .is_err()
-    {
-        assert!(Instant::now() < deadline, "registry did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Registry {
-        child,
-        port,
-        _dir: dir,
-    }
 }
 
 fn tags(port: u16, repo: &str, user: &str, password: &str) -> Vec<String> {
@@ -224,10 +145,10 @@ fn github_workflow_runs_under_act_and_pushes_to_a_local_registry() {
         eprintln!("inside an act run of this workflow: not starting act again");
         return;
     }
-    if !engine_ready() || !tools(&["act", "docker-registry", "htpasswd", "curl", "git"]) {
+    if !engine_ready() || !tools_ready(&["act", "docker-registry", "htpasswd", "curl", "git"]) {
         return;
     }
-    let reg = registry("sb", "secret");
+    let reg = Registry::start("sb", "secret");
     let name = unique_name("act");
     let image_repo = format!("127.0.0.1:{}/sbtest/{name}", reg.port);
     let event = tempfile::NamedTempFile::new().unwrap();
@@ -312,10 +233,10 @@ fn gitlab_script(job: &str) -> Vec<String> {
 
 #[test]
 fn gitlab_build_and_deploy_job_commands_run_here() {
-    if !engine_ready() || !tools(&["docker-registry", "htpasswd", "curl", "git", "python3"]) {
+    if !engine_ready() || !tools_ready(&["docker-registry", "htpasswd", "curl", "git", "python3"]) {
         return;
     }
-    let reg = registry("gl", "token");
+    let reg = Registry::start("gl", "token");
     let name = unique_name("gl");
     let image_repo = format!("127.0.0.1:{}/group/{name}", reg.port);
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_sitebuild"))

@@ -3,23 +3,9 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-
-struct Registry {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn b64(s: &str) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -36,67 +22,6 @@ fn b64(s: &str) -> String {
         }
     }
     out
-}
-
-/// A registry with user `sb` / password `secret`, or None when the tools are missing (outside CI).
-fn start_registry() -> Option<Registry> {
-    let have = |t: &str| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !(have("docker-registry") && have("htpasswd")) {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "docker-registry and htpasswd (Debian: docker-registry, apache2-utils) are needed; scripts/test.sh installs them"
-        );
-        eprintln!("SKIPPED: docker-registry/htpasswd missing");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let htpasswd = Command::new("htpasswd")
-        .args(["-Bbn", "sb", "secret"])
-        .output()
-        .unwrap();
-    assert!(htpasswd.status.success());
-    std::fs::write(dir.path().join("htpasswd"), htpasswd.stdout).unwrap();
-    std::fs::write(
-        dir.path().join("config.yml"),
-        format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {d}/data\n\
-             http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: sitebuild-test\n    path: {d}/htpasswd\n",
-            d = dir.path().display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(dir.path().join("config.yml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let reg = Registry {
-        child,
-        port,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while get(
-        ([127, 0, 0, 1], port).into(),
-        "/v2/",
-        &[],
-        Duration::from_secs(1),
-    )
-    .is_err()
-    {
-        assert!(Instant::now() < deadline, "the registry did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(reg)
 }
 
 fn api(reg: &Registry, path: &str, accept: &str) -> Response {
@@ -117,7 +42,10 @@ fn push_with_env_and_config_credentials_and_clear_auth_errors() {
     if !engine_ready() {
         return;
     }
-    let Some(reg) = start_registry() else { return };
+    if !tools_ready(&["docker-registry", "htpasswd"]) {
+        return;
+    }
+    let reg = Registry::start("sb", "secret");
     let p = Project::new("push");
     let repo = format!("127.0.0.1:{}/sbtest/{}", reg.port, p.name);
 

@@ -20,25 +20,6 @@ impl Drop for Forward {
     }
 }
 
-fn tools_ready() -> bool {
-    let have = |t: &str| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if have("socat") && have("openssl") {
-        return true;
-    }
-    assert_ne!(
-        std::env::var("CI").as_deref(),
-        Ok("true"),
-        "socat and openssl are needed for the remote-engine tests (scripts/test.sh installs socat)"
-    );
-    eprintln!("SKIPPED: socat/openssl missing");
-    false
-}
-
 fn forward(listen: &str) -> Forward {
     let child = Command::new("socat")
         .args([listen, "UNIX-CONNECT:/var/run/docker.sock"])
@@ -159,7 +140,7 @@ fn deploy_through(p: &Project, envs: &[(&str, String)]) -> String {
 
 #[test]
 fn deploy_over_tcp_and_mutual_tls() {
-    if !engine_ready() || !tools_ready() {
+    if !engine_ready() || !tools_ready(&["socat", "openssl", "python3"]) {
         return;
     }
     let p = Project::new("remote");
