@@ -60,4 +60,9 @@ if [ -n "$left" ]; then
   docker ps -a --filter 'label=dev.sitebuild.managed' --filter 'name=sbtest-' >&2
   exit 1
 fi
+if pgrep -f -- "--remote-debugging-port" >/dev/null; then
+  echo "error: tests left headless Chromium processes behind:" >&2
+  pgrep -af -- "--remote-debugging-port" >&2
+  exit 1
+fi
 echo "all tests passed"

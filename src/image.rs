@@ -87,7 +87,9 @@ pub async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<Buil
     if let Some(img) = engine.image(&tag).await?
         && img.labels.get(labels::FINGERPRINT) == Some(&p.fingerprint)
     {
-        engine.tag(&img.id, &p.config.name, "latest").await?;
+        if !img.tags.contains(&format!("{}:latest", p.config.name)) {
+            engine.tag(&img.id, &p.config.name, "latest").await?;
+        }
         return Ok(BuildOutcome::Reused { image_id: img.id });
     }
     engine.ensure_base_image(&p.config.base_image).await?;
@@ -165,7 +167,6 @@ async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Resu
         labels: HashMap::from([
             (labels::MANAGED.to_string(), "true".to_string()),
             (labels::PROJECT.to_string(), p.config.name.clone()),
-            (labels::ROLE.to_string(), "check".to_string()),
         ]),
         publish: None,
         user: context::RUN_AS.to_string(),

@@ -318,7 +318,11 @@ struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // Chromium forks helpers (renderer, crashpad, utilities) that outlive the main process:
+        // it runs in its own process group, and the whole group goes.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -344,7 +348,9 @@ impl Browser {
         };
         let profile = tempfile::tempdir().unwrap();
         let port = free_port();
+        use std::os::unix::process::CommandExt;
         let child = std::process::Command::new(binary)
+            .process_group(0)
             .args([
                 "--headless",
                 "--no-sandbox",

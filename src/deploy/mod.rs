@@ -135,31 +135,24 @@ async fn is_live(
     if !edge.is_running() || edge.label(labels::ADDRESS) != Some(address_of(cfg).as_str()) {
         return Ok(None);
     }
-    let e = edge::Edge {
-        id: edge.id.clone(),
-        name: edge.name.clone(),
-        probe: cfg.probe_addr()?,
-        livereload: None,
-    };
-    let Some(live) = edge::read_live(engine, &e).await? else {
+    // One site container, running this fingerprint in this mode, and no lock: a candidate.
+    let sites: Vec<&ContainerInfo> = all.iter().filter(|c| role(c, ROLE_SITE)).collect();
+    let [site] = sites.as_slice() else {
         return Ok(None);
     };
-    let sites: Vec<&ContainerInfo> = all.iter().filter(|c| role(c, ROLE_SITE)).collect();
-    let current = sites.iter().any(|c| {
-        c.name == live.container
-            && c.is_running()
-            && c.label(labels::MODE) == Some(mode_label(opts))
-            && live.fingerprint == release.fingerprint
-    });
-    // Leftovers (other site containers, a lock) mean an interrupted run: let deploy converge.
-    let leftovers = sites.len() > 1 || all.iter().any(|c| role(&c, lock::ROLE_LOCK));
-    if !current || leftovers {
+    if !site.is_running()
+        || site.label(labels::FINGERPRINT) != Some(release.fingerprint.as_str())
+        || site.label(labels::MODE) != Some(mode_label(opts))
+        || all.iter().any(|c| role(&c, lock::ROLE_LOCK))
+    {
         return Ok(None);
     }
-    let healthy = probe(cfg.probe_addr()?, "/healthz", Duration::from_secs(2))
-        .await
-        .is_ok();
-    Ok(healthy.then_some(live.container))
+    // The edge's /healthz names the fingerprint it routes to (cheaper than reading its volume).
+    let Ok(resp) = probe(cfg.probe_addr()?, "/healthz", Duration::from_secs(2)).await else {
+        return Ok(None);
+    };
+    let routed = resp.header("x-sitebuild-live") == Some(release.short());
+    Ok(routed.then(|| site.name.clone()))
 }
 
 /// Deploy `release` for `cfg`'s project: health-gated, zero-downtime, serialized by the lock.
