@@ -31,7 +31,7 @@ use crate::site;
 use crate::ui::Ui;
 
 /// Quiet time that ends a burst of file events.
-const DEBOUNCE: Duration = Duration::from_millis(80);
+const DEBOUNCE: Duration = Duration::from_millis(40);
 
 /// How an update went live.
 #[derive(Debug, Clone, PartialEq, Eq)]
