@@ -348,23 +348,13 @@ fn render_one(label: &str, source: &str, ctx: Value) -> Result<String> {
     Ok(yaml)
 }
 
-/// "template error in deploy/k8s/service.yaml.j2, line 3: undefined value" followed by
-/// minijinja's own description with the source excerpt.
+/// "template error in deploy/k8s/service.yaml.j2, line 3: …" with the source excerpt.
 fn template_error(label: &str, e: &minijinja::Error) -> anyhow::Error {
-    let line = e.line().map(|l| format!(", line {l}")).unwrap_or_default();
-    let what = e
-        .detail()
-        .map(str::to_string)
-        .unwrap_or_else(|| e.kind().to_string());
-    let message = format!(
-        "template error in {label}{line}: {what}\n{e:#}\nFix the template (variables: name, namespace, \
-         image, fingerprint, replicas, host, container_port, service_port, version)"
-    );
-    if label.starts_with("<built-in") {
-        anyhow::anyhow!(message)
-    } else {
-        anyhow::Error::new(crate::located::Located::new(label, e.line(), message))
-    }
+    crate::render::template_error(
+        label,
+        e,
+        "name, namespace, image, fingerprint, replicas, host, container_port, service_port, version",
+    )
 }
 
 #[cfg(test)]

@@ -83,7 +83,12 @@ pub fn render(name: &str, source: &str, inputs: &RenderInputs<'_>) -> Result<Str
         gzip_min_length => inputs.gzip_min_length,
         version => crate::VERSION,
     };
-    let out = render_with(name, source, ctx)?;
+    let out = render_with(
+        name,
+        source,
+        ctx,
+        "listen_port, server_name, root, spa, has_404, gzip_min_length, version",
+    )?;
     if !out.contains("/healthz") {
         bail!(
             "{name}: the rendered config has no /healthz location; sitebuild needs `location = /healthz {{ return 200; }}` to know the site is up"
@@ -114,11 +119,16 @@ pub fn render_edge(templates_dir: &Path, inputs: &EdgeInputs<'_>) -> Result<Stri
         livereload => inputs.livereload,
         version => crate::VERSION,
     };
-    render_with(&name, &source, ctx)
+    render_with(
+        &name,
+        &source,
+        ctx,
+        "listen_port, site_port, live, live_fingerprint, candidate, livereload, version",
+    )
 }
 
 /// Strict rendering with the injection backstop.
-fn render_with(name: &str, source: &str, ctx: minijinja::Value) -> Result<String> {
+fn render_with(name: &str, source: &str, ctx: minijinja::Value, variables: &str) -> Result<String> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_formatter(|out, state, value| {
@@ -133,20 +143,22 @@ fn render_with(name: &str, source: &str, ctx: minijinja::Value) -> Result<String
         minijinja::escape_formatter(out, state, value)
     });
     env.add_template_owned(name.to_string(), source.to_string())
-        .map_err(|e| template_error(name, &e))?;
+        .map_err(|e| template_error(name, &e, variables))?;
     let tmpl = env.get_template(name).expect("just added");
-    tmpl.render(ctx).map_err(|e| template_error(name, &e))
+    tmpl.render(ctx)
+        .map_err(|e| template_error(name, &e, variables))
 }
 
-/// "nginx/nginx.conf.j2, line 3: undefined value …" followed by minijinja's source excerpt.
-fn template_error(name: &str, e: &minijinja::Error) -> anyhow::Error {
+/// "nginx/nginx.conf.j2, line 3: undefined value …" followed by minijinja's source excerpt and
+/// the variables the template may use; located (for CI annotations) unless it is a built-in one.
+pub(crate) fn template_error(name: &str, e: &minijinja::Error, variables: &str) -> anyhow::Error {
     let line = e.line().map(|l| format!(", line {l}")).unwrap_or_default();
     let what = e
         .detail()
         .map(str::to_string)
         .unwrap_or_else(|| e.kind().to_string());
     let message = format!(
-        "template error in {name}{line}: {what}\n{e:#}\nFix the template (variables: listen_port, server_name, root, spa, has_404, gzip_min_length, version)"
+        "template error in {name}{line}: {what}\n{e:#}\nFix the template (variables: {variables})"
     );
     if name.starts_with("<built-in") {
         anyhow::anyhow!(message)
