@@ -222,7 +222,7 @@ impl Config {
         // Other SITEBUILD_* variables are fine (CI secrets, dotenv reports), but one that is a
         // typo of a setting is an error: it would otherwise be silently ignored.
         for var in env.keys() {
-            if KEYS.iter().any(|key| env_var(key) == *var) || is_other_env(var) {
+            if KEYS.iter().any(|key| env_var(key) == *var) {
                 continue;
             }
             let name = var.trim_start_matches("SITEBUILD_").to_ascii_lowercase();
@@ -282,18 +282,6 @@ impl Config {
             .next()
             .with_context(|| format!("{host} has no address (set `probe_host`)"))
     }
-
-    fn origin_of(&self, key: &str) -> &str {
-        self.origin
-            .get(key)
-            .map(String::as_str)
-            .unwrap_or("default")
-    }
-
-    /// "port (from SITEBUILD_PORT)" for messages.
-    pub fn describe(&self, key: &str) -> String {
-        format!("`{key}` (from {})", self.origin_of(key))
-    }
 }
 
 /// The host of a remote `DOCKER_HOST` (`tcp://host:2376`, `ssh://user@host:22`); None for a
@@ -341,19 +329,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     d[a.len()][b.len()]
-}
-
-/// SITEBUILD_* variables that are not config keys but are read elsewhere.
-fn is_other_env(var: &str) -> bool {
-    matches!(
-        var,
-        "SITEBUILD_LOG"
-            | "SITEBUILD_TEST_BASE_IMAGE"
-            | "SITEBUILD_REGISTRY_USER"
-            | "SITEBUILD_REGISTRY_PASSWORD"
-            | "SITEBUILD_PAUSE_AT"
-            | "SITEBUILD_IMAGE_REPO"
-    )
 }
 
 fn validate(project_dir: PathBuf, mut layered: Layered) -> Result<Config> {

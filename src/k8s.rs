@@ -362,15 +362,11 @@ mod tests {
     use super::*;
 
     fn opts() -> K8sOptions {
-        K8sOptions {
-            name: "my_site.web".to_string(),
-            image: "registry.example.com/my_site.web:3f2a9c1d0b7e".to_string(),
-            fingerprint: "3f2a9c1d0b7e".to_string(),
-            replicas: 2,
-            host: None,
-            namespace: None,
-            container_port: 8080,
-        }
+        K8sOptions::new(
+            "my_site.web",
+            "registry.example.com/my_site.web:3f2a9c1d0b7e",
+            "3f2a9c1d0b7e",
+        )
     }
 
     fn no_overrides() -> tempfile::TempDir {

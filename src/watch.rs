@@ -110,9 +110,10 @@ pub fn sync_tar(p: &Prepared, files: &BTreeSet<String>) -> Result<(Vec<u8>, Cont
     Ok((tar.into_inner()?, summary))
 }
 
-/// Does a changed path matter to the site? (Dotfiles, ignored paths and files outside the site,
-/// templates and config do not.)
-pub fn is_relevant(cfg: &Config, path: &Path) -> bool {
+/// Does a changed path matter to the site? (Dotfiles, paths `ignore` matches, and files outside
+/// the site, templates and config do not.) `ignore` is the site's `.sitebuildignore`, read once
+/// per burst.
+pub fn is_relevant(cfg: &Config, ignore: &ignore::gitignore::Gitignore, path: &Path) -> bool {
     if path == cfg.project_dir.join(CONFIG_FILE) {
         return true;
     }
@@ -124,9 +125,7 @@ pub fn is_relevant(cfg: &Config, path: &Path) -> bool {
         if rel.is_empty() || rel == site::IGNORE_FILE {
             return true;
         }
-        let ignore = site::load_ignore(&cfg.site_dir)
-            .unwrap_or_else(|_| ignore::gitignore::Gitignore::empty());
-        return site::is_served(&rel, &ignore);
+        return site::is_served(&rel, ignore);
     }
     false
 }
@@ -256,7 +255,10 @@ pub async fn run(dir: &Path, overrides: Overrides, remove_on_exit: bool, ui: Ui)
                     }
                 };
                 let added = watch_dirs(&cfg, &mut debouncer);
-                let relevant: Vec<&PathBuf> = paths.iter().filter(|p| is_relevant(&cfg, p)).collect();
+                let ignore = site::load_ignore(&cfg.site_dir)
+                    .unwrap_or_else(|_| ignore::gitignore::Gitignore::empty());
+                let relevant: Vec<&PathBuf> =
+                    paths.iter().filter(|p| is_relevant(&cfg, &ignore, p)).collect();
                 if relevant.is_empty() && !added {
                     continue;
                 }
