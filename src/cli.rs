@@ -164,4 +164,17 @@ pub struct UpArgs {
     /// Example: `--bind 0.0.0.0`
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
+
+    /// Where to deploy (overrides `target`): `local` (this engine, an edge container owns the
+    /// port) or `swarm` (a Docker Swarm service; the engine must be a swarm manager).
+    ///
+    /// Example: `sitebuild deploy --target swarm --replicas 3`
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
+
+    /// Swarm tasks to run (overrides `replicas`; default 2).
+    ///
+    /// Example: `--replicas 3`
+    #[arg(long, value_name = "N")]
+    pub replicas: Option<String>,
 }

@@ -54,11 +54,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Watch { args, rm } => runtime
             .block_on(crate::watch::run(
                 dir,
-                Overrides {
-                    port: args.port.clone(),
-                    bind: args.bind.clone(),
-                    base_image: args.build.base_image.clone(),
-                },
+                overrides(&args.build, Some(&args)),
                 rm,
                 ui,
             ))
@@ -72,15 +68,18 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
 }
 
+fn overrides(build: &BuildArgs, up: Option<&UpArgs>) -> Overrides {
+    Overrides {
+        port: up.and_then(|u| u.port.clone()),
+        bind: up.and_then(|u| u.bind.clone()),
+        base_image: build.base_image.clone(),
+        target: up.and_then(|u| u.target.clone()),
+        replicas: up.and_then(|u| u.replicas.clone()),
+    }
+}
+
 fn load(dir: &Path, build: &BuildArgs, up: Option<&UpArgs>) -> Result<Config> {
-    Config::load(
-        dir,
-        &Overrides {
-            port: up.and_then(|u| u.port.clone()),
-            bind: up.and_then(|u| u.bind.clone()),
-            base_image: build.base_image.clone(),
-        },
-    )
+    Config::load(dir, &overrides(build, up))
 }
 
 fn render_cmd(dir: &Path, out: Option<&Path>, ui: &Ui) -> Result<()> {
@@ -196,14 +195,7 @@ async fn up_cmd(dir: &Path, args: &UpArgs, ui: &Ui, sink: &Sink) -> Result<()> {
         ui.step(describe_build(&p, &outcome));
     }
     let release = Release::from(&p);
-    let result = deploy::deploy(
-        &engine,
-        &config,
-        &release,
-        &deploy::DeployOptions::default(),
-        ui,
-    )
-    .await?;
+    let result = deploy::deploy_to(&engine, &config, &release, ui).await?;
     sink.emit(&deploy_report(&config, &release, &result), ui)
 }
 
@@ -329,33 +321,14 @@ async fn push_cmd(
     if matches!(outcome, BuildOutcome::Built { .. }) {
         ui.step(describe_build(&p, &outcome));
     }
-    let registry = registry::registry_of(to);
-    let creds = registry::credentials_for(&registry)?;
+    let creds = registry::credentials_for(&registry::registry_of(to))?;
     let mut all_tags = vec![p.short().to_string()];
     all_tags.extend(tags.iter().cloned());
     all_tags.dedup();
     let mut pushed = Vec::new();
     for tag in &all_tags {
-        engine.tag(outcome.image_id(), to, tag).await?;
         ui.step(format!("pushing {to}:{tag}"));
-        if let Err(e) = engine.push(to, tag, creds.as_ref()).await {
-            let text = format!("{e:#}").to_ascii_lowercase();
-            let auth = text.contains("unauthorized")
-                || text.contains("authentication required")
-                || text.contains("denied")
-                || text.contains("no basic auth credentials");
-            let hint = match (&creds, auth) {
-                (Some(c), true) => format!(
-                    "authentication failed for {registry} as {:?} (credentials from {}): check them, or the token's permission to push",
-                    c.username, c.source
-                ),
-                (None, true) => format!(
-                    "{registry} wants credentials and none were found: set SITEBUILD_REGISTRY_USER and SITEBUILD_REGISTRY_PASSWORD, or `docker login {registry}`"
-                ),
-                _ => format!("cannot push {to}:{tag} to {registry}"),
-            };
-            return Err(e.context(hint));
-        }
+        registry::push(&engine, outcome.image_id(), to, tag, creds.as_ref()).await?;
         pushed.push(format!("{to}:{tag}"));
     }
     sink.emit(
@@ -366,7 +339,7 @@ async fn push_cmd(
                 ("image", json!(format!("{to}:{}", p.short()))),
                 ("fingerprint", json!(p.fingerprint)),
                 ("tags", json!(pushed)),
-                ("registry", json!(registry)),
+                ("registry", json!(registry::registry_of(to))),
             ],
         },
         ui,
@@ -385,6 +358,12 @@ async fn status_cmd(dir: &Path, ui: &Ui) -> Result<()> {
         config.name,
         engine.host()
     ));
+    if config.target == crate::config::Target::Swarm {
+        for line in deploy::swarm::status(&engine, &config).await? {
+            ui.result(line);
+        }
+        return Ok(());
+    }
     if all.is_empty() {
         ui.result("nothing runs for this project (start it with `sitebuild up`)");
         return Ok(());

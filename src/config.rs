@@ -38,6 +38,8 @@ pub struct FileConfig {
     pub replicas: Option<i64>,
     pub ingress_host: Option<String>,
     pub namespace: Option<String>,
+    pub target: Option<String>,
+    pub registry: Option<String>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -46,6 +48,18 @@ pub struct Overrides {
     pub port: Option<String>,
     pub bind: Option<String>,
     pub base_image: Option<String>,
+    pub target: Option<String>,
+    pub replicas: Option<String>,
+}
+
+/// Where `deploy`, `rollback` and `status` act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// This engine: an edge container owns the port and swaps site containers behind it.
+    Local,
+    /// A Docker Swarm service (the engine must be a swarm manager): the routing mesh publishes
+    /// the port and swarm rolls tasks over one by one.
+    Swarm,
 }
 
 /// The validated settings every stage works from.
@@ -79,8 +93,13 @@ pub struct Config {
     pub lock_timeout: u64,
     /// Host sitebuild connects to for health checks (None = derived, see [`Config::probe_addr`]).
     pub probe_host: Option<String>,
-    /// Kubernetes: pods in the Deployment.
+    /// Swarm tasks / Kubernetes pods.
     pub replicas: i64,
+    /// `local` (default) or `swarm`.
+    pub target: Target,
+    /// Repository images are pushed to before a swarm deploy (`ghcr.io/me/site`; required when
+    /// the swarm has more than one node).
+    pub registry: Option<String>,
     /// Kubernetes: Ingress hostname (None = no Ingress).
     pub ingress_host: Option<String>,
     /// Kubernetes: namespace of the manifests (None = the kubectl context's).
@@ -113,7 +132,7 @@ pub fn env_var(key: &str) -> String {
     format!("SITEBUILD_{}", key.to_ascii_uppercase())
 }
 
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 19] = [
     "name",
     "port",
     "bind",
@@ -131,6 +150,8 @@ const KEYS: [&str; 17] = [
     "replicas",
     "ingress_host",
     "namespace",
+    "target",
+    "registry",
 ];
 
 impl Config {
@@ -188,6 +209,8 @@ impl Config {
                 ("probe_host", file.probe_host),
                 ("ingress_host", file.ingress_host),
                 ("namespace", file.namespace),
+                ("target", file.target),
+                ("registry", file.registry),
             ];
             for (k, v) in strs {
                 if let Some(v) = v {
@@ -242,6 +265,12 @@ impl Config {
         }
         if let Some(v) = &overrides.base_image {
             layered.set("base_image", Raw::Str(v.clone()), "--base-image");
+        }
+        if let Some(v) = &overrides.target {
+            layered.set("target", Raw::Str(v.clone()), "--target");
+        }
+        if let Some(v) = &overrides.replicas {
+            layered.set("replicas", Raw::Str(v.clone()), "--replicas");
         }
 
         validate(project_dir, layered)
@@ -534,6 +563,38 @@ fn validate(project_dir: PathBuf, mut layered: Layered) -> Result<Config> {
         }
         None => None,
     };
+    let target = match plain_str("target")? {
+        Some((t, from)) => match t.trim() {
+            "local" => Target::Local,
+            "swarm" => Target::Swarm,
+            other => {
+                return Err(err(
+                    "target",
+                    &from,
+                    format!("{other:?} is not a target; use \"local\" or \"swarm\""),
+                ));
+            }
+        },
+        None => Target::Local,
+    };
+    let registry = match plain_str("registry")? {
+        Some((r, from)) => {
+            check_image_ref(&r).map_err(|m| err("registry", &from, m))?;
+            let last = r.rsplit('/').next().unwrap_or(&r);
+            if r.contains('@') || last.contains(':') {
+                return Err(err(
+                    "registry",
+                    &from,
+                    format!(
+                        "{r:?} has a tag or digest; give the repository only (e.g. ghcr.io/me/site): \
+                         sitebuild tags it with the fingerprint"
+                    ),
+                ));
+            }
+            Some(r)
+        }
+        None => None,
+    };
     let probe_host = match take("probe_host") {
         Some((raw, from)) => {
             let s = str_of("probe_host", raw, &from)?;
@@ -569,6 +630,8 @@ fn validate(project_dir: PathBuf, mut layered: Layered) -> Result<Config> {
         replicas,
         ingress_host,
         namespace,
+        target,
+        registry,
         origin,
     })
 }
@@ -753,6 +816,33 @@ mod tests {
     }
 
     #[test]
+    fn target_and_replicas_from_flags() {
+        let ov = Overrides {
+            target: Some("swarm".into()),
+            replicas: Some("4".into()),
+            ..Default::default()
+        };
+        let c = load("target = \"local\"\nreplicas = 2", &[], ov).unwrap();
+        assert_eq!(c.target, Target::Swarm);
+        assert_eq!(c.replicas, 4);
+        assert_eq!(c.origin["replicas"], "--replicas");
+        let c = load(
+            "registry = \"127.0.0.1:5000/me/site\"",
+            &[],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.target, Target::Local);
+        assert_eq!(c.registry.as_deref(), Some("127.0.0.1:5000/me/site"));
+        let ov = Overrides {
+            replicas: Some("0".into()),
+            ..Default::default()
+        };
+        let e = format!("{:#}", load("", &[], ov).unwrap_err());
+        assert!(e.contains("invalid `replicas` (from --replicas)"), "{e}");
+    }
+
+    #[test]
     fn port_range() {
         for bad in ["port = 0", "port = 70000", "port = -1"] {
             let e = err_of(bad, &[]);
@@ -823,6 +913,10 @@ mod tests {
             ("ingress_host = \"a.com; x\"", "`ingress_host`"),
             ("ingress_host = \"*.a.com\"", "`ingress_host`"),
             ("namespace = \"Prod\"", "`namespace`"),
+            ("target = \"k8s\"", "`target`"),
+            ("registry = \"ghcr.io/me/site:latest\"", "`registry`"),
+            ("registry = \"ghcr.io/me/site@sha256:ab\"", "`registry`"),
+            ("registry = \"ghcr.io/me site\"", "`registry`"),
             ("port = \"8080\"", "port"),
         ];
         for (toml, key) in cases {

@@ -22,6 +22,8 @@ use bollard::query_parameters::{
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
+pub mod swarm;
+
 /// Errors callers branch on.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -141,6 +143,15 @@ fn classify(err: bollard::errors::Error, what: &str) -> anyhow::Error {
         Some(404) => anyhow!(EngineError::NotFound(what.to_string())).context(err.to_string()),
         Some(409) => anyhow!(EngineError::Conflict(what.to_string())).context(err.to_string()),
         _ => anyhow!(err),
+    }
+}
+
+fn docker_credentials(c: &crate::registry::Credentials) -> bollard::auth::DockerCredentials {
+    bollard::auth::DockerCredentials {
+        username: Some(c.username.clone()),
+        password: Some(c.password.clone()),
+        serveraddress: Some(c.server.clone()),
+        ..Default::default()
     }
 }
 
@@ -368,13 +379,9 @@ impl Engine {
         creds: Option<&crate::registry::Credentials>,
     ) -> Result<()> {
         let opts = PushImageOptionsBuilder::new().tag(tag).build();
-        let credentials = creds.map(|c| bollard::auth::DockerCredentials {
-            username: Some(c.username.clone()),
-            password: Some(c.password.clone()),
-            serveraddress: Some(c.server.clone()),
-            ..Default::default()
-        });
-        let mut stream = self.docker.push_image(repo, Some(opts), credentials);
+        let mut stream = self
+            .docker
+            .push_image(repo, Some(opts), creds.map(docker_credentials));
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| anyhow!(e))?;
             if let Some(detail) = info.error_detail {

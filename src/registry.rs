@@ -33,6 +33,38 @@ fn docker_config_path() -> Option<PathBuf> {
         .map(|h| PathBuf::from(h).join(".docker/config.json"))
 }
 
+/// Tag `image` as `repo:tag` and push it; authentication failures say where the credentials
+/// came from (or that there were none) and what to do.
+pub async fn push(
+    engine: &crate::engine::Engine,
+    image: &str,
+    repo: &str,
+    tag: &str,
+    creds: Option<&Credentials>,
+) -> Result<()> {
+    engine.tag(image, repo, tag).await?;
+    let Err(e) = engine.push(repo, tag, creds).await else {
+        return Ok(());
+    };
+    let registry = registry_of(repo);
+    let text = format!("{e:#}").to_ascii_lowercase();
+    let auth = text.contains("unauthorized")
+        || text.contains("authentication required")
+        || text.contains("denied")
+        || text.contains("no basic auth credentials");
+    let hint = match (creds, auth) {
+        (Some(c), true) => format!(
+            "authentication failed for {registry} as {:?} (credentials from {}): check them, or the token's permission to push",
+            c.username, c.source
+        ),
+        (None, true) => format!(
+            "{registry} wants credentials and none were found: set SITEBUILD_REGISTRY_USER and SITEBUILD_REGISTRY_PASSWORD, or `docker login {registry}`"
+        ),
+        _ => format!("cannot push {repo}:{tag} to {registry}"),
+    };
+    Err(e.context(hint))
+}
+
 /// Find credentials for `registry`.
 pub fn credentials_for(registry: &str) -> Result<Option<Credentials>> {
     let user = std::env::var("SITEBUILD_REGISTRY_USER").ok();

@@ -145,6 +145,17 @@ struct Session {
 /// Run `sitebuild watch` until Ctrl-C.
 pub async fn run(dir: &Path, overrides: Overrides, remove_on_exit: bool, ui: Ui) -> Result<()> {
     let cfg = Config::load(dir, &overrides)?;
+    if cfg.target != crate::config::Target::Local {
+        anyhow::bail!(
+            "`watch` serves on this engine only (target local; `target` is {:?} from {}): run \
+             `sitebuild watch --target local`, and `sitebuild deploy` for the swarm",
+            cfg.target,
+            cfg.origin
+                .get("target")
+                .map(String::as_str)
+                .unwrap_or("default")
+        );
+    }
     let engine = connect_retrying(&ui).await;
     engine
         .ensure_network(

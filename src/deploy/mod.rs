@@ -14,6 +14,7 @@
 
 pub mod edge;
 pub mod lock;
+pub mod swarm;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::config::Config;
+use crate::config::{Config, Target};
 use crate::engine::{ContainerInfo, ContainerSpec, Engine, ImageInfo, labels};
 use crate::http;
 use crate::image::Prepared;
@@ -153,6 +154,19 @@ async fn is_live(
     };
     let routed = resp.header("x-sitebuild-live") == Some(release.short());
     Ok(routed.then(|| site.name.clone()))
+}
+
+/// Deploy a production release to the configured target (`up`, `deploy`, `rollback`).
+pub async fn deploy_to(
+    engine: &Engine,
+    cfg: &Config,
+    release: &Release,
+    ui: &Ui,
+) -> Result<Outcome> {
+    match cfg.target {
+        Target::Local => deploy(engine, cfg, release, &DeployOptions::default(), ui).await,
+        Target::Swarm => swarm::deploy(engine, cfg, release, ui).await,
+    }
 }
 
 /// Deploy `release` for `cfg`'s project: health-gated, zero-downtime, serialized by the lock.
@@ -377,7 +391,12 @@ pub async fn project_images(engine: &Engine, project: &str) -> Result<Vec<ImageI
 }
 
 /// Keep the newest `keep_images` images (and always the live one); remove the rest.
-async fn prune_images(engine: &Engine, cfg: &Config, live_fp: &str, ui: &Ui) -> Result<()> {
+pub(crate) async fn prune_images(
+    engine: &Engine,
+    cfg: &Config,
+    live_fp: &str,
+    ui: &Ui,
+) -> Result<()> {
     let images = project_images(engine, &cfg.name).await?;
     for img in images.iter().skip(cfg.keep_images as usize) {
         if img.labels.get(labels::FINGERPRINT).map(String::as_str) == Some(live_fp) {
@@ -448,6 +467,7 @@ pub async fn rollback(
 ) -> Result<(Release, Outcome)> {
     let images = project_images(engine, &cfg.name).await?;
     let live_fp = match edge::find(engine, &cfg.name).await? {
+        _ if cfg.target == Target::Swarm => swarm::live_fingerprint(engine, cfg).await?,
         Some(e) => {
             let e = edge::Edge {
                 id: e.id,
@@ -470,13 +490,29 @@ pub async fn rollback(
         fingerprint,
     };
     ui.step(format!("rolling back to {}", release.short()));
-    let outcome = deploy(engine, cfg, &release, &DeployOptions::default(), ui).await?;
+    let outcome = deploy_to(engine, cfg, &release, ui).await?;
     Ok((release, outcome))
 }
 
 /// Remove every container, the network and the volume of the project (and its images);
 /// returns a one-line summary.
 pub async fn down(engine: &Engine, cfg: &Config, images: bool, ui: &Ui) -> Result<String> {
+    // The swarm service first: its tasks' containers would otherwise be restarted.
+    let service = engine
+        .service(&cfg.name)
+        .await?
+        .filter(|s| s.label(labels::PROJECT) == Some(cfg.name.as_str()));
+    if service.is_some() {
+        engine.remove_service(&cfg.name).await?;
+        ui.step(format!("removed swarm service {}", cfg.name));
+        // Swarm stops the tasks by itself; wait (bounded) so none is restarted under us.
+        for _ in 0..100 {
+            if engine.service(&cfg.name).await?.is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     let containers = engine
         .containers_with_labels(&[(labels::PROJECT, &cfg.name)])
         .await?;

@@ -1,0 +1,428 @@
+//! `--target swarm`: the same image as a Docker Swarm service.
+//!
+//! ```text
+//! engine is a swarm manager? → image reachable by every node (registry push when configured,
+//! required with more than one node) → lock → same fingerprint, replicas, port and all tasks
+//! running? → no-op
+//!   else create / update the service → swarm rolls tasks over one at a time, start-first:
+//!   a new task must pass its /healthz health check before an old one is stopped (SIGQUIT,
+//!   `drain` seconds) → a failed task makes swarm roll back by itself → sitebuild waits for
+//!   `completed` (success) or `rollback_completed` (error naming the failed task)
+//! ```
+//!
+//! The routing mesh publishes `port` on every node; sitebuild checks it answers at the end and
+//! warns (does not fail) when it does not, since that part is the network's, not the service's.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::config::Config;
+use crate::engine::swarm::{ServiceDef, ServiceInfo, SwarmState, TaskInfo};
+use crate::engine::{Engine, labels};
+use crate::registry;
+use crate::ui::Ui;
+
+use super::{Outcome, Release, lock};
+
+/// Role label of the service and of its task containers.
+pub const ROLE_SERVICE: &str = "swarm-service";
+pub const ROLE_TASK: &str = "swarm-task";
+
+/// How long swarm watches each updated task for failure before moving on (and before it calls
+/// the update completed).
+const MONITOR: Duration = Duration::from_secs(5);
+
+/// Run inside each task: busybox `wget` (nginx:alpine, sitebuild/nginx:offline) or `curl`
+/// (the Debian nginx image).
+pub fn health_cmd(port: u16) -> String {
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    format!("wget -q -O /dev/null {url} || curl -fsS -o /dev/null {url}")
+}
+
+/// Check the engine can run services; returns its swarm state.
+pub async fn ready(engine: &Engine) -> Result<SwarmState> {
+    let state = engine.swarm_state().await?;
+    if state.local_state != "active" {
+        bail!(
+            "the engine at {} is not in swarm mode (state: {}): run `docker swarm init` on it (or \
+             `docker swarm join` it to a swarm), or deploy with --target local",
+            engine.host(),
+            state.local_state
+        );
+    }
+    if !state.manager {
+        bail!(
+            "the engine at {} is a swarm worker; services are managed on a manager: point \
+             DOCKER_HOST at a manager node",
+            engine.host()
+        );
+    }
+    Ok(state)
+}
+
+/// The image reference the service runs: `registry:<short>` when a registry is configured
+/// (pushed first); the local tag on a one-node swarm; an error on a bigger swarm without one.
+pub fn service_image(
+    nodes: u64,
+    registry: Option<&str>,
+    release: &Release,
+) -> Result<(String, bool)> {
+    match registry {
+        Some(r) => Ok((format!("{r}:{}", release.short()), true)),
+        None if nodes > 1 => bail!(
+            "the swarm has {nodes} nodes and each pulls the image itself, but no registry is \
+             configured: set `registry` (sitebuild.toml or SITEBUILD_REGISTRY) to a repository \
+             every node can pull from, e.g. registry = \"ghcr.io/me/site\" (credentials as for \
+             `sitebuild push`)"
+        ),
+        None => Ok((release.image.clone(), false)),
+    }
+}
+
+fn service_def(cfg: &Config, release: &Release, image: &str) -> ServiceDef {
+    let base = |role: &str| {
+        HashMap::from([
+            (labels::MANAGED.to_string(), "true".to_string()),
+            (labels::PROJECT.to_string(), cfg.name.clone()),
+            (labels::ROLE.to_string(), role.to_string()),
+            (labels::FINGERPRINT.to_string(), release.fingerprint.clone()),
+        ])
+    };
+    ServiceDef {
+        name: cfg.name.clone(),
+        image: image.to_string(),
+        labels: base(ROLE_SERVICE),
+        container_labels: base(ROLE_TASK),
+        replicas: cfg.replicas as u64,
+        publish: (cfg.port, crate::render::CONTAINER_PORT),
+        user: crate::context::RUN_AS.to_string(),
+        memory_bytes: 256 * 1024 * 1024,
+        pids_limit: 256,
+        health_cmd: health_cmd(crate::render::CONTAINER_PORT),
+        health_interval: Duration::from_secs(1),
+        health_retries: 3,
+        health_start_period: Duration::from_secs(cfg.health_timeout),
+        monitor: MONITOR,
+        stop_grace: Duration::from_secs(cfg.drain.max(1)),
+    }
+}
+
+/// Tasks the orchestrator wants running and that run `image`.
+fn running_with(tasks: &[TaskInfo], image: &str) -> usize {
+    tasks
+        .iter()
+        .filter(|t| t.image == image && t.state == "running" && t.desired == "running")
+        .count()
+}
+
+/// The newest error of a task that ran `image`, for messages.
+fn task_error(tasks: &[TaskInfo], image: &str) -> Option<String> {
+    tasks
+        .iter()
+        .filter(|t| t.image == image)
+        .find_map(|t| t.error.clone())
+}
+
+/// Deploy `release` as the project's swarm service.
+pub async fn deploy(engine: &Engine, cfg: &Config, release: &Release, ui: &Ui) -> Result<Outcome> {
+    let started = Instant::now();
+    let state = ready(engine).await?;
+    let (image, push) = service_image(state.nodes, cfg.registry.as_deref(), release)?;
+    let creds = match &cfg.registry {
+        Some(r) => registry::credentials_for(&registry::registry_of(r))?,
+        None => None,
+    };
+    if push {
+        ui.step(format!("pushing {image} (every node pulls it from there)"));
+        let (repo, tag) = image
+            .rsplit_once(':')
+            .context("registry image without a tag")?;
+        registry::push(engine, &release.image, repo, tag, creds.as_ref()).await?;
+    }
+    if !cfg.bind.is_unspecified() {
+        ui.step(format!(
+            "note: swarm's routing mesh publishes port {} on every interface of every node; \
+             `bind` ({}) applies to --target local only",
+            cfg.port, cfg.bind
+        ));
+    }
+    if state.api < (1, 46) {
+        ui.step(format!(
+            "note: this engine (API {}.{}) cannot set no-new-privileges on services (API 1.46, \
+             Docker 27); tasks still run as uid 101 with no capabilities and a read-only root",
+            state.api.0, state.api.1
+        ));
+    }
+
+    let lock = lock::acquire(engine, cfg, ui).await?;
+    let result = deploy_locked(engine, cfg, release, &image, &state, creds.as_ref(), ui).await;
+    let released = lock.release(engine).await;
+    let outcome = result?;
+    released?;
+    if let Outcome::Deployed { .. } = outcome {
+        super::prune_images(engine, cfg, &release.fingerprint, ui).await?;
+        check_published(cfg, ui).await;
+    }
+    ui.detail(format!("took {:.1} s", started.elapsed().as_secs_f64()));
+    Ok(outcome)
+}
+
+async fn deploy_locked(
+    engine: &Engine,
+    cfg: &Config,
+    release: &Release,
+    image: &str,
+    state: &SwarmState,
+    creds: Option<&registry::Credentials>,
+    ui: &Ui,
+) -> Result<Outcome> {
+    let started = Instant::now();
+    let def = service_def(cfg, release, image);
+    let existing = engine.service(&cfg.name).await?;
+    if let Some(s) = &existing {
+        if s.label(labels::PROJECT) != Some(cfg.name.as_str()) {
+            bail!(
+                "a swarm service named {} exists and sitebuild did not create it for this project: \
+                 set another `name`, or remove it (`docker service rm {}`)",
+                cfg.name,
+                cfg.name
+            );
+        }
+        let tasks = engine.service_tasks(&cfg.name).await?;
+        let settled = !matches!(
+            s.update_state.as_deref(),
+            Some("updating" | "paused" | "rollback_started" | "rollback_paused")
+        );
+        if settled
+            && s.label(labels::FINGERPRINT) == Some(release.fingerprint.as_str())
+            && s.image == image
+            && s.replicas == def.replicas
+            && s.published_port == Some(cfg.port)
+            && running_with(&tasks, image) as u64 == def.replicas
+        {
+            return Ok(Outcome::Unchanged {
+                container: format!("service {}", cfg.name),
+            });
+        }
+    }
+    let replaced = existing
+        .as_ref()
+        .and_then(|s| s.label(labels::FINGERPRINT))
+        .filter(|fp| *fp != release.fingerprint)
+        .map(|fp| crate::site::short(fp).to_string());
+    match &existing {
+        Some(s) => {
+            ui.step(format!(
+                "updating service {} to {} ({} tasks, one at a time, start-first)",
+                cfg.name,
+                release.short(),
+                def.replicas
+            ));
+            for w in engine
+                .update_service(&def, s.version, state.api, creds)
+                .await?
+            {
+                ui.detail(format!("engine: {w}"));
+            }
+        }
+        None => {
+            ui.step(format!(
+                "creating service {} from {} ({} tasks, port {})",
+                cfg.name, image, def.replicas, cfg.port
+            ));
+            engine.create_service(&def, state.api, creds).await?;
+        }
+    }
+    if let Err(e) = wait_rollout(engine, cfg, release, image, existing.is_none(), ui).await {
+        if existing.is_none() {
+            // Nothing served before: do not leave a crash-looping service behind.
+            engine.remove_service(&cfg.name).await?;
+            ui.step(format!(
+                "removed service {} (it never became healthy)",
+                cfg.name
+            ));
+        }
+        return Err(e);
+    }
+    Ok(Outcome::Deployed {
+        container: format!("service {}", cfg.name),
+        replaced,
+        took: started.elapsed(),
+    })
+}
+
+/// Wait until swarm reports the rollout completed with every task on `image`, or rolled back.
+async fn wait_rollout(
+    engine: &Engine,
+    cfg: &Config,
+    release: &Release,
+    image: &str,
+    created: bool,
+    ui: &Ui,
+) -> Result<()> {
+    let per_task = Duration::from_secs(cfg.health_timeout) + MONITOR + Duration::from_secs(10);
+    let deadline = Instant::now() + per_task * cfg.replicas as u32 + Duration::from_secs(30);
+    let want = cfg.replicas as usize;
+    let mut shown = usize::MAX;
+    loop {
+        let service: ServiceInfo = engine
+            .service(&cfg.name)
+            .await?
+            .with_context(|| format!("service {} disappeared during the deploy", cfg.name))?;
+        let tasks = engine.service_tasks(&cfg.name).await?;
+        let running = running_with(&tasks, image);
+        if running != shown {
+            ui.step(format!(
+                "{running}/{want} tasks healthy on {}",
+                release.short()
+            ));
+            shown = running;
+        }
+        let failed_new = tasks
+            .iter()
+            .filter(|t| t.image == image && matches!(t.state.as_str(), "failed" | "rejected"))
+            .count();
+        let why = || {
+            task_error(&tasks, image)
+                .map(|e| format!("; the new task failed with: {e}"))
+                .unwrap_or_default()
+        };
+        match service.update_state.as_deref() {
+            Some("rollback_completed") => bail!(
+                "the new version {} failed on swarm and swarm rolled service {} back to {}{}; the \
+                 previous version kept serving (see `docker service ps {}`)",
+                release.short(),
+                cfg.name,
+                service
+                    .label(labels::FINGERPRINT)
+                    .map(crate::site::short)
+                    .unwrap_or("the previous spec"),
+                why(),
+                cfg.name
+            ),
+            Some("paused" | "rollback_paused") => bail!(
+                "the update of service {} is {}: {}{} (fix it, then deploy again)",
+                cfg.name,
+                service.update_state.as_deref().unwrap_or_default(),
+                service.update_message.clone().unwrap_or_default(),
+                why()
+            ),
+            Some("completed") | None
+                if running >= want
+                    && service.label(labels::FINGERPRINT) == Some(release.fingerprint.as_str()) =>
+            {
+                return Ok(());
+            }
+            _ => {}
+        }
+        // A new service has nothing to roll back to: give up once every slot failed twice.
+        if created && failed_new >= 2 * want {
+            bail!(
+                "no task of the new service {} became healthy ({failed_new} failed){}",
+                cfg.name,
+                why()
+            );
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "service {} did not converge on {} within {} s (update state: {}){}",
+                cfg.name,
+                release.short(),
+                (per_task * cfg.replicas as u32).as_secs() + 30,
+                service.update_state.as_deref().unwrap_or("none"),
+                why()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The published port through the routing mesh: a warning, not an error, when it is silent.
+async fn check_published(cfg: &Config, ui: &Ui) {
+    let Ok(addr) = cfg.probe_addr() else { return };
+    if let Err(e) = super::probe(addr, "/healthz", Duration::from_secs(3)).await {
+        ui.step(format!(
+            "warning: the service is healthy, but {addr} (the routing mesh) did not answer \
+             /healthz ({e:#}); check that the node's kernel has IPVS (`ip_vs`) and that port {} is \
+             open between the nodes (7946, 4789/udp)",
+            cfg.port
+        ));
+    }
+}
+
+/// `status` for the swarm target: one line per fact.
+pub async fn status(engine: &Engine, cfg: &Config) -> Result<Vec<String>> {
+    ready(engine).await?;
+    let Some(s) = engine.service(&cfg.name).await? else {
+        return Ok(vec![format!(
+            "no swarm service {} (deploy with `sitebuild deploy --target swarm`)",
+            cfg.name
+        )]);
+    };
+    let tasks = engine.service_tasks(&cfg.name).await?;
+    let fp = s.label(labels::FINGERPRINT).unwrap_or("?");
+    Ok(vec![
+        format!("service    {} ({}), {} tasks", cfg.name, s.id, s.replicas),
+        format!("image      {}", s.image),
+        format!("live       {}", crate::site::short(fp)),
+        format!(
+            "tasks      {}/{} running and healthy",
+            running_with(&tasks, &s.image),
+            s.replicas
+        ),
+        format!(
+            "update     {}{}",
+            s.update_state.as_deref().unwrap_or("none (created)"),
+            s.update_message
+                .as_ref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        ),
+        format!(
+            "published  port {} on every node (routing mesh)",
+            s.published_port.map(|p| p.to_string()).unwrap_or_default()
+        ),
+    ])
+}
+
+/// The fingerprint the service runs, if there is one.
+pub async fn live_fingerprint(engine: &Engine, cfg: &Config) -> Result<Option<String>> {
+    ready(engine).await?;
+    Ok(engine
+        .service(&cfg.name)
+        .await?
+        .and_then(|s| s.label(labels::FINGERPRINT).map(str::to_string)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release() -> Release {
+        Release {
+            fingerprint: "abcdef0123456789".into(),
+            image: "blog:abcdef012345".into(),
+        }
+    }
+
+    #[test]
+    fn image_comes_from_the_registry_when_configured() {
+        let (img, push) = service_image(1, None, &release()).unwrap();
+        assert_eq!((img.as_str(), push), ("blog:abcdef012345", false));
+        let (img, push) = service_image(3, Some("ghcr.io/me/blog"), &release()).unwrap();
+        assert_eq!((img.as_str(), push), ("ghcr.io/me/blog:abcdef012345", true));
+        let e = service_image(3, None, &release()).unwrap_err().to_string();
+        assert!(e.contains("3 nodes") && e.contains("set `registry`"), "{e}");
+    }
+
+    #[test]
+    fn health_check_falls_back_to_curl() {
+        assert_eq!(
+            health_cmd(8080),
+            "wget -q -O /dev/null http://127.0.0.1:8080/healthz || \
+             curl -fsS -o /dev/null http://127.0.0.1:8080/healthz"
+        );
+    }
+}
