@@ -127,7 +127,13 @@ pub enum Command {
     /// Show what runs for this project: container, fingerprint, URL, health, since when.
     ///
     /// Example: `sitebuild status`
-    Status,
+    Status {
+        /// Which target to report on (overrides `target`): `local` or `swarm`.
+        ///
+        /// Example: `sitebuild status --target swarm`
+        #[arg(long, value_name = "TARGET")]
+        target: Option<String>,
+    },
     /// Remove every container, network and volume sitebuild created for this project (and with
     /// --images, its images).
     ///

@@ -63,7 +63,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Push { to, tags, build } => runtime
             .block_on(push_cmd(dir, &to, &tags, &build, &ui, &sink))
             .map(|_| 0),
-        Command::Status => runtime.block_on(status_cmd(dir, &ui)).map(|_| 0),
+        Command::Status { target } => runtime.block_on(status_cmd(dir, target, &ui)).map(|_| 0),
         Command::Down { images } => runtime.block_on(down_cmd(dir, images, &ui)).map(|_| 0),
     }
 }
@@ -346,8 +346,15 @@ async fn push_cmd(
     )
 }
 
-async fn status_cmd(dir: &Path, ui: &Ui) -> Result<()> {
-    let config = load(dir, &BuildArgs::default(), None)?;
+async fn status_cmd(dir: &Path, target: Option<String>, ui: &Ui) -> Result<()> {
+    let config = load(
+        dir,
+        &BuildArgs::default(),
+        Some(&UpArgs {
+            target,
+            ..Default::default()
+        }),
+    )?;
     let engine = Engine::connect().await?;
     let all = engine
         .containers_with_labels(&[(labels::PROJECT, &config.name)])

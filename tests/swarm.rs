@@ -352,7 +352,10 @@ fn swarm_target_rolls_out_health_gated_and_rolls_back() {
     if tools_ready(&["docker-registry", "htpasswd"]) {
         let reg = Registry::start("swarmuser", "swarmpass");
         let repo = format!("127.0.0.1:{}/{name}", reg.port);
-        p.write_toml(&format!("{toml}replicas = 3\nregistry = \"{repo}\"\n"));
+        p.write_toml(&format!(
+            "{}registry = \"{repo}\"\n",
+            toml.replace("replicas = 2", "replicas = 3")
+        ));
         let out = p
             .cmd(&["deploy"])
             .env("SITEBUILD_REGISTRY_USER", "swarmuser")

@@ -141,21 +141,6 @@ pub async fn deploy(engine: &Engine, cfg: &Config, release: &Release, ui: &Ui) -
             .context("registry image without a tag")?;
         registry::push(engine, &release.image, repo, tag, creds.as_ref()).await?;
     }
-    if !cfg.bind.is_unspecified() {
-        ui.step(format!(
-            "note: swarm's routing mesh publishes port {} on every interface of every node; \
-             `bind` ({}) applies to --target local only",
-            cfg.port, cfg.bind
-        ));
-    }
-    if state.api < (1, 46) {
-        ui.step(format!(
-            "note: this engine (API {}.{}) cannot set no-new-privileges on services (API 1.46, \
-             Docker 27); tasks still run as uid 101 with no capabilities and a read-only root",
-            state.api.0, state.api.1
-        ));
-    }
-
     let lock = lock::acquire(engine, cfg, ui).await?;
     let result = deploy_locked(engine, cfg, release, &image, &state, creds.as_ref(), ui).await;
     let released = lock.release(engine).await;
@@ -212,6 +197,21 @@ async fn deploy_locked(
         .and_then(|s| s.label(labels::FINGERPRINT))
         .filter(|fp| *fp != release.fingerprint)
         .map(|fp| crate::site::short(fp).to_string());
+    if !cfg.bind.is_unspecified() {
+        ui.step(format!(
+            "note: swarm's routing mesh publishes port {} on every interface of every node; \
+             `bind` ({}) applies to --target local only",
+            cfg.port, cfg.bind
+        ));
+    }
+    if state.api < (1, 46) {
+        ui.step(format!(
+            "note: this engine (API {}.{}) cannot set no-new-privileges on services (API 1.46, \
+             Docker 27); tasks still run as uid 101 with no capabilities and a read-only root",
+            state.api.0, state.api.1
+        ));
+    }
+
     match &existing {
         Some(s) => {
             ui.step(format!(
