@@ -466,18 +466,20 @@ pub async fn rollback(
     ui: &Ui,
 ) -> Result<(Release, Outcome)> {
     let images = project_images(engine, &cfg.name).await?;
-    let live_fp = match edge::find(engine, &cfg.name).await? {
-        _ if cfg.target == Target::Swarm => swarm::live_fingerprint(engine, cfg).await?,
-        Some(e) => {
-            let e = edge::Edge {
-                id: e.id,
-                name: e.name,
-                probe: cfg.probe_addr()?,
-                livereload: None,
-            };
-            edge::read_live(engine, &e).await?.map(|l| l.fingerprint)
-        }
-        None => None,
+    let live_fp = match cfg.target {
+        Target::Swarm => swarm::live_fingerprint(engine, cfg).await?,
+        Target::Local => match edge::find(engine, &cfg.name).await? {
+            Some(e) => {
+                let e = edge::Edge {
+                    id: e.id,
+                    name: e.name,
+                    probe: cfg.probe_addr()?,
+                    livereload: None,
+                };
+                edge::read_live(engine, &e).await?.map(|l| l.fingerprint)
+            }
+            None => None,
+        },
     };
     let target = pick_rollback(&images, live_fp.as_deref(), wanted)?;
     let fingerprint = target

@@ -289,8 +289,11 @@ async fn wait_rollout(
                 .map(|e| format!("; the new task failed with: {e}"))
                 .unwrap_or_default()
         };
+        // The spec names our fingerprint until swarm rolls it back: a rollback state seen while
+        // it still does is one left from an earlier deploy.
+        let ours = service.label(labels::FINGERPRINT) == Some(release.fingerprint.as_str());
         match service.update_state.as_deref() {
-            Some("rollback_completed") => bail!(
+            Some("rollback_completed") if !ours => bail!(
                 "the new version {} failed on swarm and swarm rolled service {} back to {}{}; the \
                  previous version kept serving (see `docker service ps {}`)",
                 release.short(),
@@ -309,10 +312,7 @@ async fn wait_rollout(
                 service.update_message.clone().unwrap_or_default(),
                 why()
             ),
-            Some("completed") | None
-                if running >= want
-                    && service.label(labels::FINGERPRINT) == Some(release.fingerprint.as_str()) =>
-            {
+            Some("completed") | None if running >= want && ours => {
                 return Ok(());
             }
             _ => {}
