@@ -102,7 +102,8 @@ pub fn render(name: &str, source: &str, inputs: &RenderInputs<'_>) -> Result<Str
 pub struct EdgeInputs<'a> {
     pub live: &'a str,
     pub live_fingerprint: &'a str,
-    pub candidate: &'a str,
+    /// The project's name: the candidate route admits only its site containers.
+    pub project: &'a str,
     /// `ip:port` of `sitebuild watch`'s live-reload server; "" in production.
     pub livereload: &'a str,
 }
@@ -115,7 +116,7 @@ pub fn render_edge(templates_dir: &Path, inputs: &EdgeInputs<'_>) -> Result<Stri
         site_port => CONTAINER_PORT,
         live => inputs.live,
         live_fingerprint => inputs.live_fingerprint,
-        candidate => inputs.candidate,
+        project => inputs.project,
         livereload => inputs.livereload,
         version => crate::VERSION,
     };
@@ -123,7 +124,7 @@ pub fn render_edge(templates_dir: &Path, inputs: &EdgeInputs<'_>) -> Result<Stri
         &name,
         &source,
         ctx,
-        "listen_port, site_port, live, live_fingerprint, candidate, livereload, version",
+        "listen_port, site_port, live, live_fingerprint, project, livereload, version",
     )
 }
 
@@ -260,7 +261,7 @@ mod tests {
             &EdgeInputs {
                 live: "blog-111111111111-aaaaaa",
                 live_fingerprint: "111111111111",
-                candidate: "blog-222222222222-bbbbbb",
+                project: "blog",
                 livereload: "",
             },
         )

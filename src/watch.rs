@@ -427,9 +427,7 @@ impl Session {
                 livereload: None,
             };
             let live = deploy::edge::read_live(&self.engine, &edge).await?;
-            if let Err(e) =
-                deploy::edge::apply(&self.engine, &cfg, &edge, live.as_ref(), None).await
-            {
+            if let Err(e) = deploy::edge::apply(&self.engine, &cfg, &edge, live.as_ref()).await {
                 self.ui
                     .step(format!("could not remove the live-reload hooks: {e:#}"));
             }

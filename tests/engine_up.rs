@@ -101,6 +101,23 @@ fn headers_404_gzip_static_and_healthz() {
         );
     };
 
+    // The health-gate route reaches only this project's site containers, named in a header.
+    let site = inspect(&p.role("site")[0], "{{.Name}}");
+    let gate = "/.sitebuild/candidate/healthz";
+    let h = "X-Sitebuild-Candidate";
+    assert_eq!(
+        p.get_with(gate, &[(h, site.trim_start_matches('/'))])
+            .status,
+        200
+    );
+    for other in ["", "example.com", "127.0.0.1", &format!("{}-edge", p.name)] {
+        assert_eq!(
+            p.get_with(gate, &[(h, other)]).status,
+            404,
+            "candidate {other:?}"
+        );
+    }
+
     let index = p.get("/");
     check("/", &index);
     assert_eq!(index.header("cache-control"), Some("no-cache"));

@@ -26,6 +26,10 @@ const EDGE_NEXT: &str = "edge.conf.next";
 const LIVE_FILE: &str = "live";
 
 /// Names of the project's shared resources.
+/// The edge's health-gate route for a new version, and the header that names its container.
+pub const CANDIDATE_PATH: &str = "/.sitebuild/candidate/healthz";
+pub const CANDIDATE_HEADER: &str = "X-Sitebuild-Candidate";
+
 pub fn edge_name(project: &str) -> String {
     format!("{project}-edge")
 }
@@ -150,7 +154,7 @@ pub async fn ensure(
         Some(l) if site_running(engine, &l.container).await => Some(l),
         _ => None,
     };
-    let conf = render_conf(cfg, &edge, live.as_ref(), None)?;
+    let conf = render_conf(cfg, &edge, live.as_ref())?;
     engine
         .upload_files(
             &edge.id,
@@ -179,12 +183,7 @@ fn live_line(live: Option<&Live>) -> String {
         .unwrap_or_default()
 }
 
-fn render_conf(
-    cfg: &Config,
-    edge: &Edge,
-    live: Option<&Live>,
-    candidate: Option<&str>,
-) -> Result<String> {
+fn render_conf(cfg: &Config, edge: &Edge, live: Option<&Live>) -> Result<String> {
     let short = live
         .map(|l| crate::site::short(&l.fingerprint).to_string())
         .unwrap_or_default();
@@ -193,7 +192,7 @@ fn render_conf(
         &EdgeInputs {
             live: live.map(|l| l.container.as_str()).unwrap_or(""),
             live_fingerprint: &short,
-            candidate: candidate.unwrap_or(""),
+            project: &cfg.name,
             livereload: edge.livereload.as_deref().unwrap_or(""),
         },
     )
@@ -214,16 +213,10 @@ pub async fn read_live(engine: &Engine, edge: &Edge) -> Result<Option<Live>> {
     }))
 }
 
-/// Point the edge at `live` (and route the candidate health check to `candidate`): write the
-/// config, `nginx -t` it, reload gracefully. A config that fails the test changes nothing.
-pub async fn apply(
-    engine: &Engine,
-    cfg: &Config,
-    edge: &Edge,
-    live: Option<&Live>,
-    candidate: Option<&str>,
-) -> Result<()> {
-    let conf = render_conf(cfg, edge, live, candidate)?;
+/// Point the edge at `live`: write the config, `nginx -t` it, reload gracefully. A config that
+/// fails the test changes nothing.
+pub async fn apply(engine: &Engine, cfg: &Config, edge: &Edge, live: Option<&Live>) -> Result<()> {
+    let conf = render_conf(cfg, edge, live)?;
     engine
         .upload_files(&edge.id, EDGE_DIR, &[(EDGE_NEXT, conf.as_bytes())])
         .await?;
@@ -281,6 +274,24 @@ pub async fn apply(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Make the running edge config the one this sitebuild renders for `live` (an edge made by an
+/// earlier version, or an edited `edge.conf.j2`): reloads only when they differ.
+pub async fn refresh(
+    engine: &Engine,
+    cfg: &Config,
+    edge: &Edge,
+    live: Option<&Live>,
+) -> Result<()> {
+    let want = render_conf(cfg, edge, live)?;
+    let have = engine
+        .download_file(&edge.id, &format!("{EDGE_DIR}/{EDGE_CONF}"))
+        .await?;
+    if have.as_deref() == Some(want.as_bytes()) {
+        return Ok(());
+    }
+    apply(engine, cfg, edge, live).await
 }
 
 /// PIDs of nginx workers that accept connections (not "shutting down").

@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! lock → edge ready → leftovers removed → start new site container (no host port)
-//!      → edge routes /.sitebuild/candidate/healthz to it → 200 within health_timeout?
-//!          no  → remove it, edge back to live only, error (the live version never stopped)
+//!      → /.sitebuild/candidate/healthz through the edge, naming it in X-Sitebuild-Candidate
+//!        (resolved per request: no reload) → 200 within health_timeout?
+//!          no  → remove it, error (the edge never changed; the live version never stopped)
 //!          yes → edge switches live to it (nginx -t + graceful reload) → drain → remove old
 //!      → prune old images → unlock
 //! ```
@@ -234,11 +235,14 @@ async fn deploy_locked(
         && l.fingerprint == release.fingerprint
         && live_mode_ok
     {
-        edge::apply(engine, cfg, &edge, Some(l), None).await?;
+        edge::apply(engine, cfg, &edge, Some(l)).await?;
         return Ok(Outcome::Unchanged {
             container: l.container.clone(),
         });
     }
+
+    // The candidate route below needs the edge config of this version.
+    edge::refresh(engine, cfg, &edge, live.as_ref()).await?;
 
     let name = format!("{}-{}-{}", cfg.name, release.short(), unique_suffix());
     let spec = site_spec(cfg, release, &name, opts);
@@ -246,13 +250,13 @@ async fn deploy_locked(
     let gate = async {
         engine.start(&new_id).await?;
         pause_point("after-start", ui).await;
-        edge::apply(engine, cfg, &edge, live.as_ref(), Some(&name)).await?;
         pause_point("after-candidate", ui).await;
+        // Through the edge, which resolves the candidate by name: no reload needed.
         wait_healthy(
             engine,
             &new_id,
             edge.probe,
-            "/.sitebuild/candidate/healthz",
+            &name,
             Duration::from_secs(cfg.health_timeout),
         )
         .await
@@ -261,11 +265,6 @@ async fn deploy_locked(
     if let Err(err) = gate {
         let logs = engine.logs_tail(&new_id, 20).await;
         let _ = engine.remove(&new_id).await;
-        if let Err(e) = edge::apply(engine, cfg, &edge, live.as_ref(), None).await {
-            ui.step(format!(
-                "warning: could not remove the candidate route: {e:#}"
-            ));
-        }
         let kept = match &live {
             Some(l) => format!(
                 "; {} is still live and was never stopped",
@@ -286,7 +285,7 @@ async fn deploy_locked(
         container: name.clone(),
         fingerprint: release.fingerprint.clone(),
     };
-    edge::apply(engine, cfg, &edge, Some(&new_live), None).await?;
+    edge::apply(engine, cfg, &edge, Some(&new_live)).await?;
     edge::wait_live(&edge, &release.fingerprint).await?;
     pause_point("after-switch", ui).await;
 
@@ -336,22 +335,40 @@ fn site_spec(cfg: &Config, release: &Release, name: &str, opts: &DeployOptions) 
 
 /// GET `path` once; Ok only for 200.
 pub async fn probe(addr: SocketAddr, path: &str, timeout: Duration) -> Result<http::Response> {
+    probe_with(addr, path, None, timeout).await
+}
+
+/// [`probe`] with the header that names a candidate container to the edge.
+async fn probe_with(
+    addr: SocketAddr,
+    path: &str,
+    candidate: Option<&str>,
+    timeout: Duration,
+) -> Result<http::Response> {
     let p = path.to_string();
-    let resp = tokio::task::spawn_blocking(move || http::get(addr, &p, &[], timeout))
-        .await
-        .context("probe task failed")??;
+    let candidate = candidate.map(str::to_string);
+    let resp = tokio::task::spawn_blocking(move || {
+        let headers: Vec<(&str, &str)> = candidate
+            .as_deref()
+            .map(|c| vec![(edge::CANDIDATE_HEADER, c)])
+            .unwrap_or_default();
+        http::get(addr, &p, &headers, timeout)
+    })
+    .await
+    .context("probe task failed")??;
     if resp.status != 200 {
         bail!("GET {path} answered {}", resp.status);
     }
     Ok(resp)
 }
 
-/// Wait until `path` on `addr` answers 200; fail fast if the container stops or crash-loops.
+/// Wait until the edge's candidate route answers 200 from container `name` (id `id`); fail
+/// fast if the container stops or crash-loops.
 async fn wait_healthy(
     engine: &Engine,
     id: &str,
     addr: SocketAddr,
-    path: &str,
+    name: &str,
     timeout: Duration,
 ) -> Result<()> {
     let deadline = Instant::now() + timeout;
@@ -366,7 +383,14 @@ async fn wait_healthy(
                 info.restart_count
             );
         }
-        match probe(addr, path, Duration::from_secs(1)).await {
+        match probe_with(
+            addr,
+            edge::CANDIDATE_PATH,
+            Some(name),
+            Duration::from_secs(1),
+        )
+        .await
+        {
             Ok(_) => return Ok(()),
             Err(e) => last = format!("{e:#}"),
         }
