@@ -13,11 +13,11 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CommitContainerOptionsBuilder, CreateContainerOptionsBuilder,
-    CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder,
-    ListImagesOptionsBuilder, LogsOptionsBuilder, PushImageOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder,
-    StopContainerOptionsBuilder, TagImageOptionsBuilder, TopOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
+    PushImageOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder, TagImageOptionsBuilder,
+    TopOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -587,6 +587,16 @@ impl Engine {
             Err(e) if matches!(status_of(&e), Some(304) | Some(404)) => Ok(()),
             Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot stop container {id}")),
         }
+    }
+
+    /// Send `signal` (e.g. "HUP") to the container's main process: one engine request, no exec.
+    pub async fn signal(&self, id: &str, signal: &str) -> Result<()> {
+        let opts = KillContainerOptionsBuilder::new().signal(signal).build();
+        self.docker
+            .kill_container(id, Some(opts))
+            .await
+            .map_err(|e| classify(e, id))
+            .with_context(|| format!("cannot send SIG{signal} to container {id}"))
     }
 
     /// Remove (force: kill first). Missing containers are fine.

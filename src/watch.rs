@@ -15,12 +15,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use notify::RecursiveMode;
 use tokio::sync::mpsc;
 
 use crate::config::{CONFIG_FILE, Config, Overrides};
-use crate::context::NGINX;
 use crate::context::{self, ContextSummary};
 use crate::deploy::{self, DeployOptions, Outcome, Release};
 use crate::engine::Engine;
@@ -397,17 +396,9 @@ impl Session {
     async fn sync(&self, p: &Prepared, files: &BTreeSet<String>, container: &str) -> Result<usize> {
         let (tar, summary) = sync_tar(p, files)?;
         self.engine.upload_tar(container, SITE_ROOT, tar).await?;
-        let conf = crate::render::CONF_PATH;
-        let (code, out) = self
-            .engine
-            .exec(
-                container,
-                &[NGINX, "-e", "stderr", "-c", conf, "-s", "reload"].map(String::from),
-            )
-            .await?;
-        if code != 0 {
-            bail!("nginx -s reload in {container} failed: {}", out.trim());
-        }
+        // SIGHUP to nginx's master (the container's main process) is `nginx -s reload`
+        // without an exec, which costs ~60 ms here: new workers, open_file_cache emptied.
+        self.engine.signal(container, "HUP").await?;
         Ok(summary.files)
     }
 
