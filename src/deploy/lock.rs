@@ -127,6 +127,22 @@ impl Lock {
     }
 }
 
+/// Run `work` holding the project's lock; the lock is released whether `work` succeeds or not
+/// (`work`'s error wins over a release error).
+pub async fn holding<T>(
+    engine: &Engine,
+    cfg: &Config,
+    ui: &Ui,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let lock = acquire(engine, cfg, ui).await?;
+    let result = work.await;
+    let released = lock.release(engine).await;
+    let value = result?;
+    released?;
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -182,12 +182,13 @@ pub async fn deploy(
         return Ok(Outcome::Unchanged { container });
     }
     engine.ensure_base_image(&cfg.base_image).await?;
-    let lock = lock::acquire(engine, cfg, ui).await?;
-    let result = deploy_locked(engine, cfg, release, opts, ui).await;
-    let released = lock.release(engine).await;
-    let outcome = result?;
-    released?;
-    Ok(outcome)
+    lock::holding(
+        engine,
+        cfg,
+        ui,
+        deploy_locked(engine, cfg, release, opts, ui),
+    )
+    .await
 }
 
 async fn deploy_locked(

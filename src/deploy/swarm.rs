@@ -141,11 +141,8 @@ pub async fn deploy(engine: &Engine, cfg: &Config, release: &Release, ui: &Ui) -
             .context("registry image without a tag")?;
         registry::push(engine, &release.image, repo, tag, creds.as_ref()).await?;
     }
-    let lock = lock::acquire(engine, cfg, ui).await?;
-    let result = deploy_locked(engine, cfg, release, &image, &state, creds.as_ref(), ui).await;
-    let released = lock.release(engine).await;
-    let outcome = result?;
-    released?;
+    let work = deploy_locked(engine, cfg, release, &image, &state, creds.as_ref(), ui);
+    let outcome = lock::holding(engine, cfg, ui, work).await?;
     if let Outcome::Deployed { .. } = outcome {
         super::prune_images(engine, cfg, &release.fingerprint, ui).await?;
         check_published(cfg, ui).await;
