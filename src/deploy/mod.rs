@@ -530,15 +530,9 @@ pub async fn down(engine: &Engine, cfg: &Config, images: bool, ui: &Ui) -> Resul
         .await?
         .filter(|s| s.label(labels::PROJECT) == Some(cfg.name.as_str()));
     if service.is_some() {
+        // Gone at once, so swarm restarts none of the task containers removed below.
         engine.remove_service(&cfg.name).await?;
         ui.step(format!("removed swarm service {}", cfg.name));
-        // Swarm stops the tasks by itself; wait (bounded) so none is restarted under us.
-        for _ in 0..100 {
-            if engine.service(&cfg.name).await?.is_none() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
     let containers = engine
         .containers_with_labels(&[(labels::PROJECT, &cfg.name)])

@@ -64,20 +64,16 @@ pub async fn ready(engine: &Engine) -> Result<SwarmState> {
 
 /// The image reference the service runs: `registry:<short>` when a registry is configured
 /// (pushed first); the local tag on a one-node swarm; an error on a bigger swarm without one.
-pub fn service_image(
-    nodes: u64,
-    registry: Option<&str>,
-    release: &Release,
-) -> Result<(String, bool)> {
+pub fn service_image(nodes: u64, registry: Option<&str>, release: &Release) -> Result<String> {
     match registry {
-        Some(r) => Ok((format!("{r}:{}", release.short()), true)),
+        Some(r) => Ok(format!("{r}:{}", release.short())),
         None if nodes > 1 => bail!(
             "the swarm has {nodes} nodes and each pulls the image itself, but no registry is \
              configured: set `registry` (sitebuild.toml or SITEBUILD_REGISTRY) to a repository \
              every node can pull from, e.g. registry = \"ghcr.io/me/site\" (credentials as for \
              `sitebuild push`)"
         ),
-        None => Ok((release.image.clone(), false)),
+        None => Ok(release.image.clone()),
     }
 }
 
@@ -127,19 +123,22 @@ fn task_error(tasks: &[TaskInfo], image: &str) -> Option<String> {
 
 /// Deploy `release` as the project's swarm service.
 pub async fn deploy(engine: &Engine, cfg: &Config, release: &Release, ui: &Ui) -> Result<Outcome> {
-    let started = Instant::now();
     let state = ready(engine).await?;
-    let (image, push) = service_image(state.nodes, cfg.registry.as_deref(), release)?;
+    let image = service_image(state.nodes, cfg.registry.as_deref(), release)?;
     let creds = match &cfg.registry {
         Some(r) => registry::credentials_for(&registry::registry_of(r))?,
         None => None,
     };
-    if push {
+    if let Some(repo) = &cfg.registry {
         ui.step(format!("pushing {image} (every node pulls it from there)"));
-        let (repo, tag) = image
-            .rsplit_once(':')
-            .context("registry image without a tag")?;
-        registry::push(engine, &release.image, repo, tag, creds.as_ref()).await?;
+        registry::push(
+            engine,
+            &release.image,
+            repo,
+            release.short(),
+            creds.as_ref(),
+        )
+        .await?;
     }
     let work = deploy_locked(engine, cfg, release, &image, &state, creds.as_ref(), ui);
     let outcome = lock::holding(engine, cfg, ui, work).await?;
@@ -147,7 +146,6 @@ pub async fn deploy(engine: &Engine, cfg: &Config, release: &Release, ui: &Ui) -
         super::prune_images(engine, cfg, &release.fingerprint, ui).await?;
         check_published(cfg, ui).await;
     }
-    ui.detail(format!("took {:.1} s", started.elapsed().as_secs_f64()));
     Ok(outcome)
 }
 
@@ -406,10 +404,10 @@ mod tests {
 
     #[test]
     fn image_comes_from_the_registry_when_configured() {
-        let (img, push) = service_image(1, None, &release()).unwrap();
-        assert_eq!((img.as_str(), push), ("blog:abcdef012345", false));
-        let (img, push) = service_image(3, Some("ghcr.io/me/blog"), &release()).unwrap();
-        assert_eq!((img.as_str(), push), ("ghcr.io/me/blog:abcdef012345", true));
+        let img = service_image(1, None, &release()).unwrap();
+        assert_eq!(img, "blog:abcdef012345");
+        let img = service_image(3, Some("ghcr.io/me/blog"), &release()).unwrap();
+        assert_eq!(img, "ghcr.io/me/blog:abcdef012345");
         let e = service_image(3, None, &release()).unwrap_err().to_string();
         assert!(e.contains("3 nodes") && e.contains("set `registry`"), "{e}");
     }
