@@ -210,42 +210,22 @@ mod tests {
         std::fs::write(p.join("README.md"), "readme").unwrap();
         std::fs::write(p.join("sitebuild.toml"), "").unwrap();
         sh(p, &["init", "-q", "-b", "main"]);
-        sh(
-            p,
-            &["-c", "user.email=t@t", "-c", "user.name=t", "add", "-A"],
-        );
-        sh(
-            p,
-            &[
-                "-c",
-                "user.email=t@t",
-                "-c",
-                "user.name=t",
-                "commit",
-                "-qm",
-                "one",
-            ],
-        );
+        commit_all(p, "one");
         d
+    }
+
+    /// `git add -A` and commit, with a throwaway identity.
+    fn commit_all(d: &Path, message: &str) {
+        sh(d, &["add", "-A"]);
+        let id = ["-c", "user.email=t@t", "-c", "user.name=t"];
+        sh(d, &[&id[..], &["commit", "-qm", message]].concat());
     }
 
     fn commit(d: &Path, file: &str, body: &str) -> Change {
         let path = d.join(file);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, body).unwrap();
-        sh(d, &["add", "-A"]);
-        sh(
-            d,
-            &[
-                "-c",
-                "user.email=t@t",
-                "-c",
-                "user.name=t",
-                "commit",
-                "-qm",
-                file,
-            ],
-        );
+        commit_all(d, file);
         let cfg = Config::load_with_env(d, &Overrides::default(), &Default::default()).unwrap();
         changed_since(&cfg, None).unwrap()
     }
