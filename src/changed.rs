@@ -12,19 +12,19 @@ use crate::site;
 
 /// The answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub changed: bool,
-    pub since: String,
+pub(crate) struct Change {
+    pub(crate) changed: bool,
+    pub(crate) since: String,
     /// Project-relative paths that affect the site.
-    pub relevant: Vec<String>,
+    pub(crate) relevant: Vec<String>,
     /// Other changed paths (README, sources, …), for the record.
-    pub ignored: Vec<String>,
+    pub(crate) ignored: Vec<String>,
     /// Why the answer is "changed" without a diff (unknown revision, new branch).
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 /// The revision compared against when none is given.
-pub const DEFAULT_SINCE: &str = "HEAD~1";
+pub(crate) const DEFAULT_SINCE: &str = "HEAD~1";
 
 fn git(dir: &Path, args: &[&str]) -> Result<std::process::Output> {
     Command::new("git")
@@ -49,13 +49,10 @@ fn git_ok(dir: &Path, args: &[&str]) -> Result<String> {
 }
 
 /// Compare `since` (default [`DEFAULT_SINCE`]) with the working tree.
-pub fn changed_since(cfg: &Config, since: Option<&str>) -> Result<Change> {
+pub(crate) fn changed_since(cfg: &Config, since: Option<&str>) -> Result<Change> {
     let since = since.unwrap_or(DEFAULT_SINCE).to_string();
     let dir = &cfg.project_dir;
-    if git(dir, &["rev-parse", "--git-dir"])
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
+    if git(dir, &["rev-parse", "--git-dir"]).map_or(true, |o| !o.status.success()) {
         bail!(
             "{} is not in a git repository: `sitebuild changed` compares git revisions",
             dir.display()
@@ -142,9 +139,13 @@ pub fn changed_since(cfg: &Config, since: Option<&str>) -> Result<Change> {
         let affects = if p == CONFIG_FILE {
             true
         } else if let Some(rest) = p.strip_prefix(&format!("{templates_rel}/")) {
-            rest.ends_with(".j2")
+            std::path::Path::new(rest)
+                .extension()
+                .is_some_and(|e| e == "j2")
         } else if let Some(rest) = p.strip_prefix(&format!("{site_rel}/")) {
-            rest == site::IGNORE_FILE || site::is_served(rest, &ignore)
+            rest == site::IGNORE_FILE
+                || crate::rules::is_rule_file(std::path::Path::new(rest))
+                || site::is_served(rest, &ignore)
         } else {
             false
         };
@@ -165,7 +166,7 @@ pub fn changed_since(cfg: &Config, since: Option<&str>) -> Result<Change> {
 
 impl Change {
     /// One line for people.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match (&self.reason, self.changed) {
             (Some(r), _) => format!("changed: {r}"),
             (None, true) => format!("changed since {}: {}", self.since, self.relevant.join(", ")),

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 /// Append `key=value` lines to the file named by `$GITHUB_OUTPUT`, if set.
-pub fn github_outputs(pairs: &[(&str, String)]) -> Result<()> {
+pub(crate) fn github_outputs(pairs: &[(&str, String)]) -> Result<()> {
     let Ok(path) = std::env::var("GITHUB_OUTPUT") else {
         return Ok(());
     };
@@ -16,7 +16,7 @@ pub fn github_outputs(pairs: &[(&str, String)]) -> Result<()> {
 }
 
 /// Append markdown to the job summary (`$GITHUB_STEP_SUMMARY`), if set.
-pub fn step_summary(markdown: &str) -> Result<()> {
+pub(crate) fn step_summary(markdown: &str) -> Result<()> {
     let Ok(path) = std::env::var("GITHUB_STEP_SUMMARY") else {
         return Ok(());
     };
@@ -24,7 +24,7 @@ pub fn step_summary(markdown: &str) -> Result<()> {
 }
 
 /// Write a GitLab dotenv report (`SITEBUILD_KEY=value` lines), replacing the file.
-pub fn dotenv(path: &Path, pairs: &[(&str, String)]) -> Result<()> {
+pub(crate) fn dotenv(path: &Path, pairs: &[(&str, String)]) -> Result<()> {
     let body: String = pairs
         .iter()
         .map(|(k, v)| format!("SITEBUILD_{}={}\n", k.to_ascii_uppercase(), one_line(v)))
@@ -54,6 +54,7 @@ fn append(path: &Path, text: &str) -> Result<()> {
 }
 
 /// `::error file=…,line=…::message` for GitHub Actions (None elsewhere).
+#[must_use]
 pub fn annotation(err: &anyhow::Error) -> Option<String> {
     if std::env::var("GITHUB_ACTIONS").as_deref() != Ok("true") {
         return None;
@@ -75,19 +76,19 @@ pub fn annotation(err: &anyhow::Error) -> Option<String> {
 }
 
 /// Workflow-command escaping (data): %, CR, LF.
-pub fn escape_data(s: &str) -> String {
+pub(crate) fn escape_data(s: &str) -> String {
     s.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
 
 /// Workflow-command escaping (properties): also `:` and `,`.
-pub fn escape_property(s: &str) -> String {
+pub(crate) fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
 /// A two-column markdown table.
-pub fn summary_table(title: &str, rows: &[(&str, String)]) -> String {
+pub(crate) fn summary_table(title: &str, rows: &[(&str, String)]) -> String {
     let mut md = format!("### {title}\n\n| | |\n|---|---|\n");
     for (k, v) in rows {
         md.push_str(&format!("| {k} | {} |\n", v.replace('|', "\\|")));

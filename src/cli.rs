@@ -1,8 +1,21 @@
 //! Command-line flags (clap derive only; no logic here).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+pub use crate::config::Target;
+pub use crate::init::CiKind;
+
+/// `sitebuild --version`: the package version and the git commit it was built from
+/// (`unknown` outside a git checkout; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SITEBUILD_COMMIT"),
+    ")"
+);
 
 /// Turn a static site into a running, hardened nginx container.
 ///
@@ -10,7 +23,7 @@ use clap::{Args, Parser, Subcommand};
 /// overrides) and `sitebuild.toml`. Settings come from flags > `SITEBUILD_*` env > sitebuild.toml
 /// > defaults. The Docker engine is found like the docker CLI finds it (`DOCKER_HOST`).
 #[derive(Debug, Parser)]
-#[command(name = "sitebuild", version, propagate_version = true)]
+#[command(name = "sitebuild", version = VERSION, propagate_version = true)]
 pub struct Cli {
     /// Project directory (default: the current directory).
     ///
@@ -75,7 +88,20 @@ pub enum Command {
     /// container must answer /healthz before the edge proxy switches to it.
     ///
     /// Example: `sitebuild deploy` (run it again with nothing changed: a no-op)
-    Deploy(UpArgs),
+    ///
+    /// With --image, deploy an image sitebuild already built and pushed (build once, deploy that
+    /// artifact): `sitebuild deploy --image ghcr.io/me/site:3f2a1c9d0b4e`
+    Deploy {
+        #[command(flatten)]
+        args: UpArgs,
+        /// Pull this image (`REPO@sha256:…` or `REPO:<fingerprint>`, with the registry
+        /// credentials `push` uses) instead of building the site, check that sitebuild built it
+        /// (its `dev.sitebuild.fingerprint` label) and deploy it through the same health gate.
+        ///
+        /// Example: `--image ghcr.io/me/site@sha256:…`
+        #[arg(long, value_name = "REF", conflicts_with = "base_image")]
+        image: Option<String>,
+    },
     /// Watch site/, the templates and sitebuild.toml; redeploy on every change (site-only
     /// changes are synced into the running container in milliseconds) and reload open browser
     /// tabs. Errors are printed and the last good version stays live.
@@ -110,8 +136,8 @@ pub enum Command {
         since: Option<String>,
     },
     /// Build if needed and push the image to a registry as REPO:<fingerprint> plus any --tag.
-    /// Credentials: SITEBUILD_REGISTRY_USER/SITEBUILD_REGISTRY_PASSWORD, else docker's
-    /// config.json (DOCKER_CONFIG), else none.
+    /// Credentials: `SITEBUILD_REGISTRY_USER/SITEBUILD_REGISTRY_PASSWORD`, else docker's
+    /// config.json (`DOCKER_CONFIG`), else none.
     ///
     /// Example: `sitebuild push --to ghcr.io/me/site --tag sha-1a2b3c4 --tag latest`
     Push {
@@ -132,7 +158,7 @@ pub enum Command {
         ///
         /// Example: `sitebuild status --target swarm`
         #[arg(long, value_name = "TARGET")]
-        target: Option<String>,
+        target: Option<Target>,
     },
     /// Remove every container, network and volume sitebuild created for this project (and with
     /// --images, its images).
@@ -143,6 +169,45 @@ pub enum Command {
         #[arg(long)]
         images: bool,
     },
+    /// Renew the ACME certificate (tls = "acme") when less than a third of its lifetime is
+    /// left; the old one keeps serving if renewal fails (exit code 1). Run it daily from a
+    /// systemd timer or cron.
+    ///
+    /// Example: `sitebuild renew` (or `sitebuild renew --force` to renew now)
+    Renew {
+        /// Renew even when the certificate is not due.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Set up a repository: find the site (an `index.html` in public/, _site/, dist/, build/,
+    /// out/, docs/, site/ or the root, or a Hugo, Jekyll, Eleventy, Astro or Vite config) and
+    /// write sitebuild.toml and the CI configuration that deploys it. Existing files are never
+    /// overwritten without --force.
+    ///
+    /// Example: `sitebuild init --ci github` then commit the files it lists
+    Init {
+        /// Which CI configuration to write: `github` (.github/workflows/sitebuild.yml, using the
+        /// sitebuild Action), `gitlab` (.gitlab-ci.yml, including the sitebuild component) or
+        /// `both`. Default: gitlab when the repository's remote is on GitLab, else github.
+        #[arg(long, value_enum, value_name = "CI")]
+        ci: Option<CiKind>,
+        /// Overwrite files that already exist.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    ///
+    /// Example: `sitebuild completions bash > ~/.local/share/bash-completion/completions/sitebuild`
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    ///
+    /// Example: `sitebuild man > ~/.local/share/man/man1/sitebuild.1`
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Debug, Args, Default, Clone)]
@@ -152,6 +217,13 @@ pub struct BuildArgs {
     /// Example: `--base-image sitebuild/nginx:offline`
     #[arg(long, value_name = "IMAGE")]
     pub base_image: Option<String>,
+
+    /// Compress every `.gz` sibling again instead of reusing the precompression cache
+    /// (overrides `no_cache` and `SITEBUILD_NO_CACHE`). The image is the same either way.
+    ///
+    /// Example: `sitebuild build --no-cache`
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Args, Default, Clone)]
@@ -159,28 +231,67 @@ pub struct UpArgs {
     #[command(flatten)]
     pub build: BuildArgs,
 
-    /// Host port to publish the site on (overrides `port` and SITEBUILD_PORT; default 8080).
+    /// Host port to publish the site on (overrides `port` and `SITEBUILD_PORT`; default 8080).
     ///
     /// Example: `--port 9000`
     #[arg(long, value_name = "N")]
-    pub port: Option<String>,
+    pub port: Option<u16>,
 
     /// Host address to bind (overrides `bind`; default 127.0.0.1). Use 0.0.0.0 to expose it.
     ///
     /// Example: `--bind 0.0.0.0`
     #[arg(long, value_name = "ADDR")]
-    pub bind: Option<String>,
+    pub bind: Option<IpAddr>,
 
     /// Where to deploy (overrides `target`): `local` (this engine, an edge container owns the
     /// port) or `swarm` (a Docker Swarm service; the engine must be a swarm manager).
     ///
     /// Example: `sitebuild deploy --target swarm --replicas 3`
     #[arg(long, value_name = "TARGET")]
-    pub target: Option<String>,
+    pub target: Option<Target>,
 
     /// Swarm tasks to run (overrides `replicas`; default 2).
     ///
     /// Example: `--replicas 3`
     #[arg(long, value_name = "N")]
-    pub replicas: Option<String>,
+    pub replicas: Option<u32>,
+
+    /// With `domains`: host port of the edge's HTTP listener (overrides `http_port`; default 80).
+    ///
+    /// Example: `--http-port 8080`
+    #[arg(long, value_name = "N")]
+    pub http_port: Option<u16>,
+
+    /// With `domains` and TLS: host port of the edge's HTTPS listener (overrides `https_port`;
+    /// default 443).
+    ///
+    /// Example: `--https-port 8443`
+    #[arg(long, value_name = "N")]
+    pub https_port: Option<u16>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+    use crate::config::keys::KEYS;
+
+    /// The flag each setting declares in `config::keys` exists on every command that deploys.
+    #[test]
+    fn every_declared_flag_exists() {
+        let cli = Cli::command();
+        for key in KEYS {
+            let Some(flag) = key.flag else { continue };
+            for cmd in ["deploy", "up"] {
+                let sub = cli.find_subcommand(cmd).unwrap();
+                assert!(
+                    sub.get_arguments()
+                        .any(|a| a.get_long() == flag.strip_prefix("--")),
+                    "`{}` declares {flag}, which `sitebuild {cmd}` does not have",
+                    key.name
+                );
+            }
+        }
+    }
 }

@@ -16,6 +16,7 @@ pub struct Response {
 
 impl Response {
     /// First header named `name` (case-insensitive).
+    #[must_use]
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -23,6 +24,7 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    #[must_use]
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }

@@ -11,36 +11,39 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::context::{self, BuildContext, ContextSummary};
-use crate::engine::{BuildEvent, ContainerSpec, Engine, ImageConfig, labels};
+use crate::engine::{BuildEvent, ContainerSpec, Engine, ImageConfig};
+use crate::layout;
+use crate::naming::{self, Labels, labels};
 use crate::render;
+use crate::rules::{self, routes::RouteOptions, routes::compile_routes};
 use crate::site::{self, FingerprintInputs, Site};
 use crate::ui::Ui;
 
 /// Everything the engine needs, computed without touching it.
 #[derive(Debug, Clone)]
-pub struct Prepared {
-    pub config: Config,
-    pub site: Site,
-    pub nginx_conf: String,
-    pub dockerfile: String,
-    pub fingerprint: String,
+pub(crate) struct Prepared {
+    pub(crate) config: Config,
+    pub(crate) site: Site,
+    pub(crate) nginx_conf: String,
+    pub(crate) dockerfile: String,
+    pub(crate) fingerprint: String,
 }
 
 impl Prepared {
     /// `<name>:<short fingerprint>`.
-    pub fn tag(&self) -> String {
+    pub(crate) fn tag(&self) -> String {
         format!("{}:{}", self.config.name, site::short(&self.fingerprint))
     }
 
-    pub fn short(&self) -> &str {
+    pub(crate) fn short(&self) -> &str {
         site::short(&self.fingerprint)
     }
 }
 
 /// Scan, hash, render and fingerprint. Every bad input fails here, before the engine is used.
-pub fn prepare(config: &Config) -> Result<Prepared> {
+pub(crate) fn prepare(config: &Config) -> Result<Prepared> {
     let mut site = site::scan(&config.site_dir)?;
-    let nginx_conf = render::render_for(config, site.has("404.html"))?;
+    let nginx_conf = render_nginx(config, &site.not_found_pages())?;
     site::hash_files(&mut site)?;
     let dockerfile = context::dockerfile(&config.base_image);
     let fingerprint = site::fingerprint(
@@ -61,9 +64,54 @@ pub fn prepare(config: &Config) -> Result<Prepared> {
     })
 }
 
+/// The site's nginx.conf: `_redirects` and `_headers` ([`rules::load`], errors with the file and
+/// line), clean URLs, trailing slash and the nearest of `not_found_pages` compiled into the
+/// template's `rules_http`, `rules_server` and `try_files`.
+pub(crate) fn render_nginx(config: &Config, not_found_pages: &[String]) -> Result<String> {
+    let shown = config
+        .site_dir
+        .strip_prefix(&config.project_dir)
+        .unwrap_or(&config.site_dir);
+    let compiled = rules::load(&config.site_dir, shown, rules::DEFAULT_HEADERS)?;
+    let opts = RouteOptions {
+        clean_urls: config.clean_urls,
+        trailing_slash: config.trailing_slash,
+        spa: config.spa,
+    };
+    let routes = compile_routes(&opts, not_found_pages)
+        .with_context(|| format!("{}: cannot serve this 404 page", shown.display()))?;
+    // _redirects and _headers first: a rule for /old still matches before a trailing-slash
+    // redirect would turn it into /old/.
+    let generated = render::Generated {
+        http: compiled.http.clone() + &routes.http,
+        server: compiled.server.clone() + &routes.server,
+        try_files: routes.try_files,
+    };
+    let conf = render::render_for(
+        config,
+        not_found_pages.iter().any(|p| p == "404.html"),
+        &generated,
+    )?;
+    let has_rules = compiled != rules::compile(&[], &[], rules::DEFAULT_HEADERS)?
+        || opts
+            != RouteOptions {
+                spa: config.spa,
+                ..RouteOptions::default()
+            };
+    // Indentation aside, the rendered config holds rules_server (an override template may not).
+    let flat = |s: &str| s.lines().map(str::trim).collect::<Vec<_>>().join("\n");
+    if has_rules && !flat(&conf).contains(&flat(&generated.server)) {
+        bail!(
+            "the nginx template in {} does not use `{{{{ rules_server }}}}`, so _redirects, _headers, clean_urls or trailing_slash would be ignored; add `{{{{ rules_http }}}}` inside http {{}}, `{{{{ rules_server }}}}` inside server {{}} and `{{{{ try_files }}}}` in location / (see the built-in nginx.conf.j2)",
+            config.templates_dir.display()
+        );
+    }
+    Ok(conf)
+}
+
 /// What [`ensure_image`] did.
 #[derive(Debug, Clone)]
-pub enum BuildOutcome {
+pub(crate) enum BuildOutcome {
     /// An image with this fingerprint already existed: nothing was built.
     Reused { image_id: String },
     Built {
@@ -74,7 +122,7 @@ pub enum BuildOutcome {
 }
 
 impl BuildOutcome {
-    pub fn image_id(&self) -> &str {
+    pub(crate) fn image_id(&self) -> &str {
         match self {
             BuildOutcome::Reused { image_id } | BuildOutcome::Built { image_id, .. } => image_id,
         }
@@ -82,7 +130,7 @@ impl BuildOutcome {
 }
 
 /// Build the image unless one with this fingerprint exists; tag `<name>:<fp>` and `<name>:latest`.
-pub async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<BuildOutcome> {
+pub(crate) async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<BuildOutcome> {
     let tag = p.tag();
     if let Some(img) = engine.image(&tag).await?
         && img.labels.get(labels::FINGERPRINT) == Some(&p.fingerprint)
@@ -107,11 +155,13 @@ pub async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<Buil
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
     let prepared = p.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<ContextSummary> {
+        let cache = prepared.config.precompress_cache();
         let ctx = BuildContext {
             site: &prepared.site,
             nginx_conf: &prepared.nginx_conf,
             dockerfile: &prepared.dockerfile,
             precompress_min_size: prepared.config.precompress_min_size,
+            cache: cache.as_ref(),
         };
         let mut out = ChannelWriter::new(tx.clone());
         let result = context::write_tar(&ctx, &mut out).and_then(|s| {
@@ -121,6 +171,13 @@ pub async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<Buil
         if let Err(e) = &result {
             // Abort the upload so the engine does not build a partial context.
             let _ = tx.blocking_send(Err(std::io::Error::other(format!("{e:#}"))));
+        }
+        // End the upload stream (every sender gone), then, while the engine builds: keep the
+        // cache within its bound (a failure costs nothing).
+        drop(out);
+        drop(tx);
+        if let Some(cache) = &cache {
+            cache.prune();
         }
         result
     });
@@ -161,28 +218,20 @@ pub async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<Buil
 /// /tmp tmpfs, no capabilities, no network); if it passes, commit the runtime settings and tag
 /// `<name>:<fingerprint>`. A failing config stops here with nginx's own message.
 async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Result<String> {
-    let spec = ContainerSpec {
-        name: format!("{}-check-{}", p.config.name, crate::deploy::unique_suffix()),
-        image: stage_id.to_string(),
-        labels: HashMap::from([
-            (labels::MANAGED.to_string(), "true".to_string()),
-            (labels::PROJECT.to_string(), p.config.name.clone()),
-        ]),
-        publish: None,
-        user: context::RUN_AS.to_string(),
-        memory_bytes: 256 * 1024 * 1024,
-        pids_limit: 64,
-        entrypoint: Some(vec![context::NGINX.to_string()]),
-        cmd: Some(context::check_args()),
-        network_disabled: true,
-        network: None,
-        binds: vec![],
-        scratch_volume: None,
-        restart: false,
-    };
+    // Not labelled with a role: it lives for one `nginx -t`, then the image is committed.
+    let spec = ContainerSpec::new(
+        naming::check_container(&p.config.name),
+        stage_id,
+        Labels::project(&p.config.name).build(),
+    )
+    .limits(256, 64)
+    .nginx_args(layout::check_args());
     let id = engine.create(&spec).await?;
     let outcome = async {
-        let (code, output) = engine.run_to_end(&id, Duration::from_secs(60)).await?;
+        let (code, output) = engine.run_to_end(&id, Duration::from_mins(1)).await?;
+        // Before nginx's own verdict: a too-old base fails on the first directive it does not
+        // know, and "what is missing, from which version" is the clearer message.
+        check_nginx_features(&p.config.base_image, &output)?;
         if code != 0 {
             bail!(
                 "nginx -t failed in the built image (exit code {code}); nginx says:\n{}\n\
@@ -195,11 +244,11 @@ async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Resu
             );
         }
         let config = ImageConfig {
-            user: context::RUN_AS.to_string(),
-            entrypoint: vec![context::NGINX.to_string()],
-            cmd: context::serve_args(),
-            exposed_port: render::CONTAINER_PORT,
-            stop_signal: "SIGQUIT".to_string(),
+            user: layout::RUN_AS.to_string(),
+            entrypoint: vec![layout::NGINX.to_string()],
+            cmd: layout::serve_args(),
+            exposed_port: layout::CONTAINER_PORT,
+            stop_signal: layout::STOP_SIGNAL.to_string(),
             labels: image_labels(p),
         };
         engine.commit(&id, &p.config.name, p.short(), &config).await
@@ -209,13 +258,92 @@ async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Resu
     outcome
 }
 
+/// An nginx feature sitebuild relies on: the version that introduced it and, for optional
+/// modules, the `./configure` flag the base's nginx must have been built with.
+struct NginxNeed {
+    feature: &'static str,
+    since: (u32, u32, u32),
+    configure_flag: Option<&'static str>,
+}
+
+const NGINX_NEEDS: &[NginxNeed] = &[
+    NginxNeed {
+        feature: "keepalive_min_timeout (the edge keeps keep-alive clients through a switch)",
+        since: (1, 27, 4),
+        configure_flag: None,
+    },
+    NginxNeed {
+        feature: "gzip_static (build-time .gz siblings)",
+        since: (0, 6, 23),
+        configure_flag: Some("--with-http_gzip_static_module"),
+    },
+    NginxNeed {
+        feature: "http2 on (the edge listener)",
+        since: (1, 25, 1),
+        configure_flag: Some("--with-http_v2_module"),
+    },
+];
+
+/// The version in `nginx -V` output ("nginx version: nginx/1.30.6" → (1, 30, 6)).
+pub(crate) fn nginx_version(v_output: &str) -> Option<(u32, u32, u32)> {
+    let line = v_output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("nginx version: "))?;
+    let (_, rest) = line.split_once('/')?;
+    let mut parts = rest
+        .split_whitespace()
+        .next()?
+        .split('.')
+        .map(|n| n.parse::<u32>().ok());
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
+}
+
+/// Check the base image's nginx (`nginx -V` output of the check container) for every feature
+/// sitebuild relies on; the error names each missing feature and what provides it.
+pub(crate) fn check_nginx_features(base_image: &str, v_output: &str) -> Result<()> {
+    let Some(version) = nginx_version(v_output) else {
+        bail!(
+            "cannot tell the nginx version of base image {base_image}: `nginx -V` printed:\n{}\n\
+             sitebuild needs an nginx base image (nginx >= 1.27.4) with /usr/sbin/nginx",
+            v_output.trim_end()
+        );
+    };
+    let (a, b, c) = version;
+    let missing: Vec<String> = NGINX_NEEDS
+        .iter()
+        .filter_map(|n| {
+            let (x, y, z) = n.since;
+            if version < n.since {
+                Some(format!("  - {}: needs nginx >= {x}.{y}.{z}", n.feature))
+            } else {
+                n.configure_flag
+                    .filter(|flag| !v_output.contains(flag))
+                    .map(|flag| format!("  - {}: needs nginx built {flag}", n.feature))
+            }
+        })
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "base image {base_image} has nginx {a}.{b}.{c}, which lacks what sitebuild relies on:\n{}\n\
+             Use a newer base (the default {}, or scripts/offline-base.sh for an offline one).",
+            missing.join("\n"),
+            crate::config::keys::DEFAULT_BASE_IMAGE
+        );
+    }
+    Ok(())
+}
+
 /// Labels on the image: ours, plus the OCI ones.
-pub fn image_labels(p: &Prepared) -> HashMap<String, String> {
+pub(crate) fn image_labels(p: &Prepared) -> HashMap<String, String> {
     let dir = &p.config.project_dir;
-    let mut l = HashMap::from([
-        (labels::MANAGED.to_string(), "true".to_string()),
-        (labels::PROJECT.to_string(), p.config.name.clone()),
-        (labels::FINGERPRINT.to_string(), p.fingerprint.clone()),
+    let mut l = Labels::project(&p.config.name)
+        .with(labels::FINGERPRINT, &p.fingerprint)
+        .build();
+    l.extend([
         (
             "org.opencontainers.image.title".into(),
             p.config.name.clone(),
@@ -268,40 +396,21 @@ fn git(dir: &std::path::Path, args: &[&str]) -> Option<String> {
 }
 
 /// RFC 3339 UTC: `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
-pub fn created_timestamp() -> String {
+pub(crate) fn created_timestamp() -> String {
     let secs = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
+                .map_or(0, |d| d.as_secs())
         });
     rfc3339(secs)
 }
 
-/// Seconds since the epoch → `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
-pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-from-civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+/// Seconds since the epoch → `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+pub(crate) fn rfc3339(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
 
 /// A `Write` that sends 64 KiB chunks into a channel (blocking the writer thread when the
@@ -353,6 +462,49 @@ impl Write for ChannelWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const V_1_30: &str = "nginx version: nginx/1.30.6\nbuilt with OpenSSL 3.6.5\n\
+        configure arguments: --with-http_v2_module --with-http_gzip_static_module\n";
+
+    #[test]
+    fn nginx_versions_parse() {
+        assert_eq!(nginx_version(V_1_30), Some((1, 30, 6)));
+        assert_eq!(
+            nginx_version("nginx version: nginx/1.27.4 (Ubuntu)\n"),
+            Some((1, 27, 4))
+        );
+        assert_eq!(
+            nginx_version("nginx version: openresty/1.25\n"),
+            Some((1, 25, 0))
+        );
+        assert_eq!(nginx_version("sh: nginx: not found\n"), None);
+    }
+
+    #[test]
+    fn base_features_are_checked_with_a_clear_error() {
+        check_nginx_features("b", V_1_30).unwrap();
+        let old = "nginx version: nginx/1.22.1\nconfigure arguments: --with-http_v2_module\n";
+        let e = format!("{:#}", check_nginx_features("old:1", old).unwrap_err());
+        assert!(e.contains("old:1 has nginx 1.22.1"), "{e}");
+        assert!(e.contains("keepalive_min_timeout"), "{e}");
+        assert!(e.contains("nginx >= 1.27.4"), "{e}");
+        assert!(e.contains("gzip_static"), "{e}");
+        assert!(e.contains("--with-http_gzip_static_module"), "{e}");
+        assert!(
+            e.contains("http2 on (the edge listener): needs nginx >= 1.25.1"),
+            "{e}"
+        );
+        let no_v2 =
+            "nginx version: nginx/1.30.0\nconfigure arguments: --with-http_gzip_static_module\n";
+        let e = format!("{:#}", check_nginx_features("b", no_v2).unwrap_err());
+        assert!(e.contains("needs nginx built --with-http_v2_module"), "{e}");
+        assert!(!e.contains("keepalive_min_timeout"), "{e}");
+        let e = format!("{:#}", check_nginx_features("x", "oops").unwrap_err());
+        assert!(
+            e.contains("cannot tell the nginx version of base image x"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn rfc3339_known_dates() {

@@ -1,16 +1,17 @@
-//! Kubernetes manifests for the site image: a hardened Deployment, a ClusterIP Service and, when a
+//! Kubernetes manifests for the site image: a hardened Deployment, a `ClusterIP` Service and, when a
 //! host is given, an Ingress. Each is rendered from a minijinja template: the built-in default
 //! (`deploy/k8s/*.yaml.j2` in this repository), or a file of the same name in the project's
 //! `deploy/k8s/` directory. Every value is validated before rendering; undefined template
 //! variables are errors; as a second line of defence no string that could break out of a quoted
 //! YAML scalar is written at all.
 
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, context};
+
+use crate::config::validate;
 
 /// Where a project keeps its template overrides, relative to the project directory.
 pub const OVERRIDE_DIR: &str = "deploy/k8s";
@@ -28,7 +29,7 @@ pub const DEFAULT_INGRESS_TEMPLATE: &str = include_str!("../deploy/k8s/ingress.y
 pub const SERVICE_PORT: u16 = 80;
 
 /// Most replicas sitebuild will write into a Deployment.
-pub const MAX_REPLICAS: i64 = 100;
+pub const MAX_REPLICAS: i64 = validate::MAX_REPLICAS;
 
 /// Replicas when the caller does not choose: two, so a node going away does not take the site down.
 pub const DEFAULT_REPLICAS: i64 = 2;
@@ -66,7 +67,7 @@ impl K8sOptions {
             replicas: DEFAULT_REPLICAS,
             host: None,
             namespace: None,
-            container_port: crate::render::CONTAINER_PORT,
+            container_port: crate::layout::CONTAINER_PORT,
         }
     }
 }
@@ -85,19 +86,15 @@ const TEMPLATES: [(&str, &str, &str); 3] = [
 /// Check every option; errors name the option and say what to do.
 pub fn validate(opts: &K8sOptions) -> Result<()> {
     object_name(&opts.name)?;
-    validate_image(&opts.image)?;
+    let invalid = |what: &str, m: String| anyhow::anyhow!("invalid `{what}`: {m}");
+    validate::check_image_ref(&opts.image).map_err(|m| invalid("image", m))?;
     validate_fingerprint(&opts.fingerprint)?;
-    validate_replicas(opts.replicas)?;
+    validate::replicas(opts.replicas).map_err(|m| invalid("replicas", m))?;
     if let Some(host) = &opts.host {
-        validate_host(host)?;
+        validate::hostname(host).map_err(|m| invalid("host", m))?;
     }
-    if let Some(namespace) = &opts.namespace
-        && let Some(why) = dns1123_label_problem(namespace)
-    {
-        bail!(
-            "invalid `namespace`: {namespace:?} {why}; use a Kubernetes namespace name such as `web` \
-             (lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)"
-        );
+    if let Some(namespace) = &opts.namespace {
+        validate::namespace(namespace).map_err(|m| invalid("namespace", m))?;
     }
     if opts.container_port == 0 {
         bail!("invalid `container_port`: 0; use the port nginx listens on in the image (8080)");
@@ -117,7 +114,7 @@ pub fn object_name(name: &str) -> Result<String> {
     } else {
         format!("{name:?} (as a Kubernetes name {mapped:?})")
     };
-    if let Some(why) = dns1123_label_problem(&mapped) {
+    if let Some(why) = validate::dns1123_label_problem(&mapped) {
         bail!(
             "invalid `name`: {shown} {why}; set `name` in sitebuild.toml (or SITEBUILD_NAME) to \
              lowercase letters, digits and '-', at most 63 characters, starting with a letter"
@@ -130,87 +127,6 @@ pub fn object_name(name: &str) -> Result<String> {
         );
     }
     Ok(mapped)
-}
-
-fn validate_replicas(replicas: i64) -> Result<()> {
-    let what = match replicas {
-        1..=MAX_REPLICAS => return Ok(()),
-        0 => "would run no pod at all, so the site would be down",
-        i64::MIN..0 => "is negative",
-        _ => "is more than sitebuild allows",
-    };
-    bail!(
-        "invalid `replicas`: {replicas} {what}; use a number from 1 to {MAX_REPLICAS} \
-         (2 or more keeps the site up while a node is drained)"
-    )
-}
-
-fn validate_host(host: &str) -> Result<()> {
-    let fix = "use a plain DNS name such as www.example.com: lowercase letters, digits, '-' and '.', \
-               no wildcard, no port, no scheme";
-    if host.is_empty() {
-        bail!("invalid `host`: it is empty; {fix}, or leave `host` out to render no Ingress");
-    }
-    if let Some(bad) = host
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.'))
-    {
-        let what = match bad {
-            '*' => "a wildcard ('*')".to_string(),
-            c if c.is_whitespace() => format!("whitespace ({c:?})"),
-            c => format!("{c:?}"),
-        };
-        bail!("invalid `host`: {host:?} contains {what}; {fix}");
-    }
-    if host.chars().any(|c| c.is_ascii_uppercase()) {
-        bail!(
-            "invalid `host`: {host:?} contains uppercase letters, which Kubernetes refuses; use {:?}",
-            host.to_ascii_lowercase()
-        );
-    }
-    if host.len() > 253 {
-        bail!(
-            "invalid `host`: {host:?} is {} characters long, more than 253; {fix}",
-            host.len()
-        );
-    }
-    for label in host.split('.') {
-        if let Some(why) = dns1123_label_problem(label) {
-            let label_shown = if label.is_empty() {
-                "has an empty label (two dots in a row, or a leading or trailing dot)".to_string()
-            } else {
-                format!("has the label {label:?}, which {why}")
-            };
-            bail!("invalid `host`: {host:?} {label_shown}; {fix}");
-        }
-    }
-    if host.parse::<Ipv4Addr>().is_ok() {
-        bail!(
-            "invalid `host`: {host:?} is an IP address, which an Ingress rule cannot match; {fix}"
-        );
-    }
-    Ok(())
-}
-
-fn validate_image(image: &str) -> Result<()> {
-    if image.is_empty() {
-        bail!(
-            "invalid `image`: it is empty; use an image reference such as registry.example.com/site:<fingerprint>"
-        );
-    }
-    if let Some(bad) = image
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "._-/:@".contains(*c)))
-    {
-        bail!(
-            "invalid `image`: {image:?} contains {bad:?}; use an image reference such as \
-             registry.example.com/site:<fingerprint> (letters, digits and `._-/:@`)"
-        );
-    }
-    if image.starts_with(['-', '.', '/', ':', '@']) {
-        bail!("invalid `image`: {image:?} must start with a letter or digit");
-    }
-    Ok(())
 }
 
 fn validate_fingerprint(fingerprint: &str) -> Result<()> {
@@ -226,27 +142,6 @@ fn validate_fingerprint(fingerprint: &str) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Why `s` is not a DNS-1123 label (lowercase alphanumerics and '-', 1-63 characters,
-/// alphanumeric at both ends), or None when it is one.
-fn dns1123_label_problem(s: &str) -> Option<String> {
-    if s.is_empty() {
-        return Some("is empty".to_string());
-    }
-    if s.len() > 63 {
-        return Some(format!("is {} characters long, more than 63", s.len()));
-    }
-    if let Some(bad) = s
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-    {
-        return Some(format!("contains {bad:?}"));
-    }
-    if s.starts_with('-') || s.ends_with('-') {
-        return Some("starts or ends with '-'".to_string());
-    }
-    None
 }
 
 /// Render the manifests: `deployment.yaml`, `service.yaml` and, when `opts.host` is set,

@@ -1,29 +1,36 @@
 //! sitebuild: turn a static site into a running, hardened nginx container.
 //!
-//! The modules follow the pipeline: [`cli`] (flags) → [`config`] (validated settings) →
-//! [`site`] (scan + fingerprint) → [`render`] (nginx.conf) → [`context`] (deterministic tar) →
-//! [`engine`] (the only module that talks to Docker) → [`deploy`] (start, health gate, replace).
-//! [`commands`] wires them together for each subcommand.
+//! The modules follow the pipeline (see ARCHITECTURE.md): [`cli`] (flags) → `config` (validated
+//! settings) → `site` (scan + fingerprint) → `render` (nginx.conf) → `context` (deterministic
+//! tar) → `image` (build once per fingerprint) → `engine` (the only module that talks to
+//! Docker) → `deploy` (start, health gate, switch, per target). [`commands`] wires them together,
+//! one file per subcommand; `watch` drives the same stages on every change.
 
-pub mod changed;
+pub(crate) mod acme;
+pub(crate) mod changed;
 pub mod ci;
 pub mod cli;
 pub mod commands;
-pub mod config;
-pub mod context;
-pub mod deploy;
-pub mod engine;
+pub(crate) mod config;
+pub(crate) mod context;
+pub(crate) mod deploy;
+pub(crate) mod engine;
 pub mod http;
-pub mod image;
+pub(crate) mod image;
+pub(crate) mod init;
 pub mod k8s;
-pub mod livereload;
-pub mod located;
-pub mod registry;
-pub mod render;
-pub mod report;
-pub mod site;
-pub mod ui;
-pub mod watch;
+pub(crate) mod layout;
+pub(crate) mod located;
+pub(crate) mod naming;
+pub(crate) mod precompress;
+pub(crate) mod registry;
+pub(crate) mod render;
+pub(crate) mod report;
+pub(crate) mod rules;
+pub(crate) mod site;
+pub(crate) mod tls;
+pub(crate) mod ui;
+pub(crate) mod watch;
 
 /// The tool's version; part of every fingerprint so a new sitebuild rebuilds images.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 
 #[derive(Debug, Clone)]
-pub struct Located {
-    pub file: PathBuf,
-    pub line: Option<usize>,
-    pub message: String,
+pub(crate) struct Located {
+    pub(crate) file: PathBuf,
+    pub(crate) line: Option<usize>,
+    pub(crate) message: String,
 }
 
 impl std::fmt::Display for Located {
@@ -20,7 +20,11 @@ impl std::fmt::Display for Located {
 impl std::error::Error for Located {}
 
 impl Located {
-    pub fn new(file: impl Into<PathBuf>, line: Option<usize>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        file: impl Into<PathBuf>,
+        line: Option<usize>,
+        message: impl Into<String>,
+    ) -> Self {
         Located {
             file: file.into(),
             line,
@@ -30,6 +34,6 @@ impl Located {
 }
 
 /// The first located error in the chain, if any.
-pub fn find(err: &anyhow::Error) -> Option<&Located> {
+pub(crate) fn find(err: &anyhow::Error) -> Option<&Located> {
     err.chain().find_map(|e| e.downcast_ref::<Located>())
 }

@@ -1,23 +1,15 @@
-//! Registry credentials for `sitebuild push`: `SITEBUILD_REGISTRY_USER`/`_PASSWORD`, else the
-//! docker CLI's config (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`: `auths`, a
-//! `credHelpers` entry or `credsStore`), else anonymous.
+//! Registry credentials for `sitebuild push` and `deploy --image`:
+//! `SITEBUILD_REGISTRY_USER`/`_PASSWORD`, else the docker CLI's config (`$DOCKER_CONFIG/config.json`
+//! or `~/.docker/config.json`: `auths`, a `credHelpers` entry or `credsStore`), else anonymous.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-/// Credentials for one registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-    pub server: String,
-    /// Where they came from, for messages.
-    pub source: String,
-}
+use crate::engine::{Credentials, Engine};
 
 /// The registry host of an image reference: `ghcr.io/o/r` → `ghcr.io`, `r` → `docker.io`.
-pub fn registry_of(reference: &str) -> String {
+pub(crate) fn registry_of(reference: &str) -> String {
     match reference.split_once('/') {
         Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first.to_string(),
         _ => "docker.io".to_string(),
@@ -35,8 +27,8 @@ fn docker_config_path() -> Option<PathBuf> {
 
 /// Tag `image` as `repo:tag` and push it; authentication failures say where the credentials
 /// came from (or that there were none) and what to do.
-pub async fn push(
-    engine: &crate::engine::Engine,
+pub(crate) async fn push(
+    engine: &Engine,
     image: &str,
     repo: &str,
     tag: &str,
@@ -47,26 +39,52 @@ pub async fn push(
         return Ok(());
     };
     let registry = registry_of(repo);
+    let hint = auth_hint(&e, &registry, creds, "push")
+        .unwrap_or_else(|| format!("cannot push {repo}:{tag} to {registry}"));
+    Err(e.context(hint))
+}
+
+/// Pull `reference` onto the engine with the credentials for its registry (the same sources as
+/// `push`); authentication failures say where the credentials came from and what to do.
+pub(crate) async fn pull(engine: &Engine, reference: &str) -> Result<()> {
+    let registry = registry_of(reference);
+    let creds = credentials_for(&registry)?;
+    let Err(e) = engine.pull(reference, creds.as_ref()).await else {
+        return Ok(());
+    };
+    let hint = auth_hint(&e, &registry, creds.as_ref(), "pull")
+        .unwrap_or_else(|| format!("cannot pull {reference} from {registry}"));
+    Err(e.context(hint))
+}
+
+/// When the registry refused the credentials (or wanted some): what to do about it.
+fn auth_hint(
+    e: &anyhow::Error,
+    registry: &str,
+    creds: Option<&Credentials>,
+    verb: &str,
+) -> Option<String> {
     let text = format!("{e:#}").to_ascii_lowercase();
     let auth = text.contains("unauthorized")
         || text.contains("authentication required")
         || text.contains("denied")
         || text.contains("no basic auth credentials");
-    let hint = match (creds, auth) {
-        (Some(c), true) => format!(
-            "authentication failed for {registry} as {:?} (credentials from {}): check them, or the token's permission to push",
+    if !auth {
+        return None;
+    }
+    Some(match creds {
+        Some(c) => format!(
+            "authentication failed for {registry} as {:?} (credentials from {}): check them, or the token's permission to {verb}",
             c.username, c.source
         ),
-        (None, true) => format!(
+        None => format!(
             "{registry} wants credentials and none were found: set SITEBUILD_REGISTRY_USER and SITEBUILD_REGISTRY_PASSWORD, or `docker login {registry}`"
         ),
-        _ => format!("cannot push {repo}:{tag} to {registry}"),
-    };
-    Err(e.context(hint))
+    })
 }
 
 /// Find credentials for `registry`.
-pub fn credentials_for(registry: &str) -> Result<Option<Credentials>> {
+pub(crate) fn credentials_for(registry: &str) -> Result<Option<Credentials>> {
     let user = std::env::var("SITEBUILD_REGISTRY_USER").ok();
     let pass = std::env::var("SITEBUILD_REGISTRY_PASSWORD").ok();
     match (user, pass) {
@@ -168,26 +186,13 @@ fn helper_get(helper: &str, server: &str, source: &str) -> Result<Credentials> {
     })
 }
 
-/// Standard base64 (with or without padding).
+/// Standard base64, with or without padding (docker's config.json writes it padded).
 fn base64_decode(s: &str) -> Result<String> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits = 0u32;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in s.trim().bytes().filter(|c| *c != b'=') {
-        let v = ALPHABET
-            .iter()
-            .position(|a| *a == c)
-            .context("invalid base64 character")? as u32;
-        bits = (bits << 6) | v;
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-            bits &= (1 << n) - 1;
-        }
-    }
-    String::from_utf8(out).context("credentials are not UTF-8")
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(s.trim().trim_end_matches('='))
+        .context("invalid base64")?;
+    String::from_utf8(bytes).context("credentials are not UTF-8")
 }
 
 #[cfg(test)]

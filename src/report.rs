@@ -11,20 +11,20 @@ use crate::ui::Ui;
 
 /// What a command reports.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub(crate) struct Report {
     /// Summary heading, e.g. "sitebuild deploy".
-    pub title: String,
+    pub(crate) title: String,
     /// The line people read.
-    pub human: String,
+    pub(crate) human: String,
     /// Machine-readable fields, in order.
-    pub fields: Vec<(&'static str, Value)>,
+    pub(crate) fields: Vec<(&'static str, Value)>,
 }
 
 /// Where reports go.
 #[derive(Debug, Clone, Default)]
-pub struct Sink {
-    pub json: bool,
-    pub dotenv: Option<PathBuf>,
+pub(crate) struct Sink {
+    pub(crate) json: bool,
+    pub(crate) dotenv: Option<PathBuf>,
 }
 
 fn as_text(v: &Value) -> String {
@@ -37,7 +37,7 @@ fn as_text(v: &Value) -> String {
 }
 
 impl Sink {
-    pub fn emit(&self, report: &Report, ui: &Ui) -> Result<()> {
+    pub(crate) fn emit(&self, report: &Report, ui: &Ui) -> Result<()> {
         if self.json {
             let obj: serde_json::Map<String, Value> = report
                 .fields

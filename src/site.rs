@@ -3,7 +3,9 @@
 //! Rules: sorted order; dotfiles and dot-directories are left out (except `/.well-known/`);
 //! paths matched by `site/.sitebuildignore` (gitignore syntax) are left out; a symlink is
 //! followed only when its target is inside the site directory; file names must be UTF-8;
-//! `index.html` must exist at the top.
+//! `index.html` must exist at the top. `_redirects` and `_headers` at the top are read by
+//! sitebuild ([`crate::rules`]), never served: they are kept apart in [`Site::rules`], out of
+//! the image but in the fingerprint.
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -14,59 +16,71 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use sha2::{Digest, Sha256};
 
 /// The ignore file read from the top of the site directory.
-pub const IGNORE_FILE: &str = ".sitebuildignore";
+pub(crate) const IGNORE_FILE: &str = ".sitebuildignore";
 
 /// One regular file that will be served.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SiteFile {
+pub(crate) struct SiteFile {
     /// Path inside the site, `/`-separated, e.g. `css/site.css`.
-    pub rel: String,
+    pub(crate) rel: String,
     /// Where to read the bytes (the symlink target for an in-site symlink).
-    pub abs: PathBuf,
+    pub(crate) abs: PathBuf,
     /// Permission bits as found on disk.
-    pub mode: u32,
-    pub size: u64,
+    pub(crate) mode: u32,
+    pub(crate) size: u64,
     /// sha256 of the bytes, filled in by [`hash_files`].
-    pub sha256: Option<[u8; 32]>,
+    pub(crate) sha256: Option<[u8; 32]>,
 }
 
 impl SiteFile {
     /// Mode written into the image: world-readable, executable only if it was.
-    pub fn image_mode(&self) -> u32 {
+    pub(crate) fn image_mode(&self) -> u32 {
         if self.mode & 0o111 != 0 { 0o755 } else { 0o644 }
     }
 }
 
 /// The scanned site: files and directories in sorted order.
 #[derive(Debug, Clone)]
-pub struct Site {
-    pub root: PathBuf,
-    pub dirs: Vec<String>,
-    pub files: Vec<SiteFile>,
+pub(crate) struct Site {
+    pub(crate) dirs: Vec<String>,
+    /// What is served (packed into the image).
+    pub(crate) files: Vec<SiteFile>,
+    /// `_redirects` and `_headers` when present: hashed and fingerprinted, never packed.
+    pub(crate) rules: Vec<SiteFile>,
 }
 
 impl Site {
-    pub fn has(&self, rel: &str) -> bool {
+    pub(crate) fn has(&self, rel: &str) -> bool {
         self.files
             .binary_search_by(|f| f.rel.as_str().cmp(rel))
             .is_ok()
     }
 
-    pub fn total_bytes(&self) -> u64 {
+    /// Every served `404.html` (`404.html`, `docs/404.html`, …): the nearest one up the tree
+    /// answers a 404.
+    pub(crate) fn not_found_pages(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .filter(|f| f.rel == "404.html" || f.rel.ends_with("/404.html"))
+            .map(|f| f.rel.clone())
+            .collect()
+    }
+
+    pub(crate) fn total_bytes(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
     }
 }
 
 /// Is this path left out because of a leading dot in any component?
 /// `.well-known` at the top level is allowed (ACME challenges, security.txt).
-pub fn is_hidden(rel: &str) -> bool {
+pub(crate) fn is_hidden(rel: &str) -> bool {
     rel.split('/')
         .enumerate()
         .any(|(i, part)| part.starts_with('.') && !(i == 0 && part == ".well-known"))
 }
 
 /// The `.sitebuildignore` rules of a site directory (empty when there is none).
-pub fn load_ignore(root: &Path) -> Result<Gitignore> {
+pub(crate) fn load_ignore(root: &Path) -> Result<Gitignore> {
     let mut builder = GitignoreBuilder::new(root);
     let path = root.join(IGNORE_FILE);
     if path.exists()
@@ -80,7 +94,7 @@ pub fn load_ignore(root: &Path) -> Result<Gitignore> {
 }
 
 /// Walk `root` and return what will be served.
-pub fn scan(root: &Path) -> Result<Site> {
+pub(crate) fn scan(root: &Path) -> Result<Site> {
     if !root.is_dir() {
         bail!(
             "site directory {} does not exist: create it with an index.html, or set `site_dir` in sitebuild.toml",
@@ -94,6 +108,7 @@ pub fn scan(root: &Path) -> Result<Site> {
 
     let mut dirs = Vec::new();
     let mut files = Vec::new();
+    let mut rules = Vec::new();
     let walker = walkdir::WalkDir::new(root)
         .min_depth(1)
         .follow_links(true)
@@ -104,6 +119,11 @@ pub fn scan(root: &Path) -> Result<Site> {
                 return true;
             };
             let rel_s = rel.to_string_lossy().replace('\\', "/");
+            // The rule files are read whatever .sitebuildignore says, so they are always
+            // fingerprinted.
+            if crate::rules::is_rule_file(rel) {
+                return true;
+            }
             !is_hidden(&rel_s)
                 && !ignore
                     .matched_path_or_any_parents(rel, e.file_type().is_dir())
@@ -162,7 +182,18 @@ pub fn scan(root: &Path) -> Result<Site> {
         }
 
         let ft = entry.file_type();
-        if ft.is_dir() {
+        if crate::rules::is_rule_file(rel) && !ft.is_dir() {
+            let meta = entry
+                .metadata()
+                .with_context(|| format!("{}: cannot read metadata", path.display()))?;
+            rules.push(SiteFile {
+                rel: rel_str,
+                abs,
+                mode: meta.permissions().mode() & 0o7777,
+                size: meta.len(),
+                sha256: None,
+            });
+        } else if ft.is_dir() {
             dirs.push(rel_str);
         } else if ft.is_file() {
             let meta = entry
@@ -193,11 +224,8 @@ pub fn scan(root: &Path) -> Result<Site> {
     });
     dirs.sort();
 
-    let site = Site {
-        root: root.to_path_buf(),
-        dirs,
-        files,
-    };
+    rules.sort_by(|a: &SiteFile, b: &SiteFile| a.rel.cmp(&b.rel));
+    let site = Site { dirs, files, rules };
     if !site.has("index.html") {
         let path = root.join("index.html");
         return Err(crate::located::Located::new(
@@ -215,23 +243,23 @@ pub fn scan(root: &Path) -> Result<Site> {
 
 /// Would a file at `rel` (relative to the site directory) be served, by the dotfile and ignore
 /// rules? (`.sitebuildignore` itself is not served but changes what is.)
-pub fn is_served(rel: &str, ignore: &Gitignore) -> bool {
+pub(crate) fn is_served(rel: &str, ignore: &Gitignore) -> bool {
     !is_hidden(rel) && !ignore.matched_path_or_any_parents(rel, false).is_ignore()
 }
 
 /// Everything besides the files that changes what the image serves.
 #[derive(Debug, Clone)]
-pub struct FingerprintInputs<'a> {
-    pub base_image: &'a str,
-    pub nginx_conf: &'a str,
-    pub dockerfile: &'a str,
-    pub precompress_min_size: u64,
+pub(crate) struct FingerprintInputs<'a> {
+    pub(crate) base_image: &'a str,
+    pub(crate) nginx_conf: &'a str,
+    pub(crate) dockerfile: &'a str,
+    pub(crate) precompress_min_size: u64,
 }
 
 /// Read every file once and record its sha256 (errors name the file).
-pub fn hash_files(site: &mut Site) -> Result<()> {
+pub(crate) fn hash_files(site: &mut Site) -> Result<()> {
     let mut buf = vec![0u8; 256 * 1024];
-    for f in &mut site.files {
+    for f in site.files.iter_mut().chain(site.rules.iter_mut()) {
         let mut h = Sha256::new();
         let mut file = std::fs::File::open(&f.abs)
             .with_context(|| format!("{}: cannot read (check its permissions)", f.abs.display()))?;
@@ -262,7 +290,7 @@ pub fn hash_files(site: &mut Site) -> Result<()> {
 /// Content fingerprint (hex sha256) over the tool version, the base image reference, the
 /// rendered config and Dockerfile, and every file's path, mode and bytes.
 /// Call [`hash_files`] first.
-pub fn fingerprint(site: &Site, inputs: &FingerprintInputs<'_>) -> String {
+pub(crate) fn fingerprint(site: &Site, inputs: &FingerprintInputs<'_>) -> String {
     let mut h = Sha256::new();
     h.update(format!(
         "sitebuild-fingerprint v1\0tool {}\0",
@@ -282,11 +310,17 @@ pub fn fingerprint(site: &Site, inputs: &FingerprintInputs<'_>) -> String {
         h.update(format!("file {}\0{:o}\0{}\0", f.rel, f.mode, f.size));
         h.update(digest);
     }
+    // Not served, but their text is the rules (a comment-only edit changes the fingerprint too).
+    for f in &site.rules {
+        let digest = f.sha256.expect("hash_files runs before fingerprint");
+        h.update(format!("rules {}\0{}\0", f.rel, f.size));
+        h.update(digest);
+    }
     hex::encode(h.finalize())
 }
 
 /// The short form used in tags and messages.
-pub fn short(fingerprint: &str) -> &str {
+pub(crate) fn short(fingerprint: &str) -> &str {
     &fingerprint[..fingerprint.len().min(12)]
 }
 
@@ -395,6 +429,44 @@ mod tests {
         fs::write(d.path().join(bad), "x").unwrap();
         let e = format!("{:#}", scan(d.path()).unwrap_err());
         assert!(e.contains("not valid UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn rule_files_are_fingerprinted_not_served() {
+        let d = site_with(&[
+            ("index.html", "hi"),
+            ("_redirects", "/a /b\n"),
+            ("_headers", "/*\n  X-A: 1\n"),
+            ("docs/_redirects", "served: only the top ones are rules"),
+            ("docs/404.html", "nf"),
+            (".sitebuildignore", "_headers\n"),
+        ]);
+        let fp = || {
+            let mut site = scan(d.path()).unwrap();
+            hash_files(&mut site).unwrap();
+            (fingerprint(&site, &INPUTS), site)
+        };
+        let (base, site) = fp();
+        assert_eq!(
+            rels(&site),
+            ["docs/404.html", "docs/_redirects", "index.html"]
+        );
+        let rules: Vec<&str> = site.rules.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(
+            rules,
+            ["_headers", "_redirects"],
+            "ignore rules do not apply"
+        );
+        assert_eq!(site.not_found_pages(), ["docs/404.html"]);
+        // A comment is not in the rendered config, but it changes the fingerprint.
+        fs::write(d.path().join("_redirects"), "# moved\n/a /b\n").unwrap();
+        let (after_redirects, _) = fp();
+        assert_ne!(base, after_redirects);
+        fs::write(d.path().join("_headers"), "/*\n  X-A: 2\n").unwrap();
+        let (after_headers, _) = fp();
+        assert_ne!(after_redirects, after_headers);
+        fs::remove_file(d.path().join("_headers")).unwrap();
+        assert_ne!(after_headers, fp().0);
     }
 
     #[test]

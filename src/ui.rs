@@ -4,16 +4,16 @@
 use std::io::{IsTerminal, Write};
 
 #[derive(Debug, Clone, Copy)]
-pub struct Ui {
-    pub quiet: bool,
-    pub verbose: bool,
+pub(crate) struct Ui {
+    pub(crate) quiet: bool,
+    pub(crate) verbose: bool,
     tty: bool,
 }
 
 const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
 impl Ui {
-    pub fn new(quiet: bool, verbose: bool) -> Ui {
+    pub(crate) fn new(quiet: bool, verbose: bool) -> Ui {
         Ui {
             quiet,
             verbose,
@@ -22,7 +22,7 @@ impl Ui {
     }
 
     /// A step worth telling (hidden with -q).
-    pub fn step(&self, msg: impl AsRef<str>) {
+    pub(crate) fn step(&self, msg: impl AsRef<str>) {
         if !self.quiet {
             self.clear();
             eprintln!("{}", msg.as_ref());
@@ -30,7 +30,7 @@ impl Ui {
     }
 
     /// Detail shown only with -v.
-    pub fn detail(&self, msg: impl AsRef<str>) {
+    pub(crate) fn detail(&self, msg: impl AsRef<str>) {
         if self.verbose {
             self.clear();
             eprintln!("  {}", msg.as_ref().trim_end());
@@ -38,7 +38,7 @@ impl Ui {
     }
 
     /// Progress: rewritten in place on a TTY; nothing otherwise (unless -v).
-    pub fn progress(&self, tick: usize, msg: &str) {
+    pub(crate) fn progress(&self, tick: usize, msg: &str) {
         let line = msg.trim();
         if line.is_empty() {
             return;
@@ -53,7 +53,7 @@ impl Ui {
     }
 
     /// Erase the progress line.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if self.tty && !self.quiet && !self.verbose {
             eprint!("\r\x1b[2K");
             let _ = std::io::stderr().flush();
@@ -61,7 +61,7 @@ impl Ui {
     }
 
     /// The final result line (always shown, on stdout).
-    pub fn result(&self, msg: impl AsRef<str>) {
+    pub(crate) fn result(&self, msg: impl AsRef<str>) {
         self.clear();
         println!("{}", msg.as_ref());
     }

@@ -3,7 +3,7 @@
 #
 #   SB_DOCKER_HOST   e.g. ssh://deploy@example.com or tcp://example.com:2376 (unset: skip, with a notice)
 #   SB_SSH_KEY       private key for ssh:// (optional when the runner already has one)
-#   SB_KNOWN_HOSTS   known_hosts line(s) for the host (else ssh-keyscan is used)
+#   SB_KNOWN_HOSTS   known_hosts line(s) for the host (required for ssh://: no trust on first use)
 #   SB_PORT, SB_BIND published port and address on the remote host (default 80, 0.0.0.0)
 #   DOCKER_TLS_VERIFY / DOCKER_CERT_PATH for tcp:// with TLS
 set -euo pipefail
@@ -35,7 +35,8 @@ case "$SB_DOCKER_HOST" in
     if [ -n "${SB_KNOWN_HOSTS:-}" ]; then
       printf '%s\n' "$SB_KNOWN_HOSTS" >> ~/.ssh/known_hosts
     else
-      ssh-keyscan -p "$(echo "$host:22" | cut -d: -f2)" "${host%%:*}" >> ~/.ssh/known_hosts 2>/dev/null
+      echo "error: $SB_DOCKER_HOST needs its host key: on a machine you trust run ssh-keyscan -p $(echo "$host:22" | cut -d: -f2) ${host%%:*} and store the output as SITEBUILD_KNOWN_HOSTS (secret / CI/CD variable)" >&2
+      exit 1
     fi
     ;;
 esac

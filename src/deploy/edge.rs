@@ -4,78 +4,63 @@
 //! requests). nginx resolves upstream names when it loads the config, so the reload is what
 //! moves traffic; a DNS change alone would not.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::config::Config;
-use crate::context::{NGINX, RUN_AS};
-use crate::engine::{ContainerInfo, ContainerSpec, Engine, labels};
+use super::probe;
+use crate::config::{Config, Tls};
+use crate::engine::{ContainerInfo, ContainerSpec, Engine, Publish};
 use crate::http;
-use crate::render::{self, CONTAINER_PORT, EdgeInputs};
+use crate::layout::{self, CONTAINER_PORT, NGINX};
+use crate::naming::{self, Labels, labels, roles};
+use crate::render::{self, EdgeInputs, EdgeTls, Http2};
 use crate::ui::Ui;
 
-pub const ROLE_EDGE: &str = "edge";
 /// Where the edge's volume (config + state) is mounted.
-pub const EDGE_DIR: &str = "/etc/sitebuild-edge";
+pub(crate) const EDGE_DIR: &str = "/etc/sitebuild-edge";
 const EDGE_CONF: &str = "edge.conf";
 const EDGE_NEXT: &str = "edge.conf.next";
 /// "<container name> <fingerprint>" of the live site, written at each switch.
 const LIVE_FILE: &str = "live";
 
-/// Names of the project's shared resources.
 /// The edge's health-gate route for a new version, and the header that names its container.
-pub const CANDIDATE_PATH: &str = "/.sitebuild/candidate/healthz";
-pub const CANDIDATE_HEADER: &str = "X-Sitebuild-Candidate";
-
-pub fn edge_name(project: &str) -> String {
-    format!("{project}-edge")
-}
-pub fn network_name(project: &str) -> String {
-    format!("{project}-net")
-}
-pub fn volume_name(project: &str) -> String {
-    format!("{project}-edge")
-}
+pub(crate) const CANDIDATE_PATH: &str = "/.sitebuild/candidate/healthz";
+pub(crate) const CANDIDATE_HEADER: &str = "X-Sitebuild-Candidate";
 
 /// The live site as recorded by the edge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Live {
-    pub container: String,
-    pub fingerprint: String,
+pub(crate) struct Live {
+    pub(crate) container: String,
+    pub(crate) fingerprint: String,
 }
 
 /// A running edge container.
 #[derive(Debug, Clone)]
-pub struct Edge {
-    pub id: String,
-    pub name: String,
-    pub probe: SocketAddr,
+pub(crate) struct Edge {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) probe: SocketAddr,
     /// `sitebuild watch`: `ip:port` of its live-reload server; None in production.
-    pub livereload: Option<String>,
-}
-
-fn project_labels(cfg: &Config, role: &str) -> HashMap<String, String> {
-    HashMap::from([
-        (labels::MANAGED.to_string(), "true".to_string()),
-        (labels::PROJECT.to_string(), cfg.name.clone()),
-        (labels::ROLE.to_string(), role.to_string()),
-    ])
+    pub(crate) livereload: Option<String>,
+    /// How the edge's nginx enables HTTP/2 (from `nginx -v` once it runs).
+    pub(crate) http2: Http2,
+    /// `tls = "acme"`: the certificate it serves (from its volume; see `certs.rs`).
+    pub(crate) acme_cert: Option<crate::tls::CertKey>,
 }
 
 /// The project's edge container, if any (running or not).
-pub async fn find(engine: &Engine, project: &str) -> Result<Option<ContainerInfo>> {
+pub(crate) async fn find(engine: &Engine, project: &str) -> Result<Option<ContainerInfo>> {
     Ok(engine
-        .containers_with_labels(&[(labels::PROJECT, project), (labels::ROLE, ROLE_EDGE)])
+        .containers_with_labels(&[(labels::PROJECT, project), (labels::ROLE, roles::EDGE)])
         .await?
         .into_iter()
         .next())
 }
 
 /// Make sure the network and a running edge on `bind:port` exist; keeps the live state.
-pub async fn ensure(
+pub(crate) async fn ensure(
     engine: &Engine,
     cfg: &Config,
     livereload: Option<String>,
@@ -83,13 +68,18 @@ pub async fn ensure(
 ) -> Result<Edge> {
     let address = super::address_of(cfg);
     engine
-        .ensure_network(&network_name(&cfg.name), &project_labels(cfg, "network"))
+        .ensure_network(
+            &naming::network(&cfg.name),
+            &Labels::project(&cfg.name).role(roles::NETWORK).build(),
+        )
         .await?;
     let edge = Edge {
         id: String::new(),
-        name: edge_name(&cfg.name),
-        probe: cfg.probe_addr()?,
+        name: naming::edge_container(&cfg.name),
+        probe: probe::probe_addr(cfg)?,
         livereload,
+        http2: Http2::Unknown,
+        acme_cert: None,
     };
     if let Some(existing) = find(engine, &cfg.name).await? {
         if existing.label(labels::ADDRESS) == Some(address.as_str()) {
@@ -98,8 +88,12 @@ pub async fn ensure(
                 engine.start(&existing.id).await?;
                 wait_answering(engine, &existing.id, edge.probe).await?;
             }
+            let http2 = nginx_http2(engine, &existing.id).await;
+            let acme_cert = acme_cert(engine, cfg, &existing.id).await?;
             return Ok(Edge {
                 id: existing.id,
+                http2,
+                acme_cert,
                 ..edge
             });
         }
@@ -114,47 +108,49 @@ pub async fn ensure(
     } else {
         check_port_free(engine, cfg).await?;
     }
-    let volume = volume_name(&cfg.name);
+    let volume = naming::edge_volume(&cfg.name);
     engine
-        .ensure_volume(&volume, &project_labels(cfg, ROLE_EDGE))
+        .ensure_volume(
+            &volume,
+            &Labels::project(&cfg.name).role(roles::EDGE).build(),
+        )
         .await?;
-    let mut edge_labels = project_labels(cfg, ROLE_EDGE);
-    edge_labels.insert(labels::ADDRESS.to_string(), address.clone());
-    let spec = ContainerSpec {
-        name: edge.name.clone(),
-        image: cfg.base_image.clone(),
-        labels: edge_labels,
-        publish: Some((cfg.bind.to_string(), cfg.port, CONTAINER_PORT)),
-        user: RUN_AS.to_string(),
-        memory_bytes: 128 * 1024 * 1024,
-        pids_limit: 128,
-        entrypoint: Some(vec![NGINX.to_string()]),
-        cmd: Some(
-            [
-                "-e",
-                "stderr",
-                "-c",
-                &format!("{EDGE_DIR}/{EDGE_CONF}"),
-                "-g",
-                "daemon off;",
-            ]
-            .map(String::from)
-            .to_vec(),
-        ),
-        network_disabled: false,
-        network: Some(network_name(&cfg.name)),
-        binds: vec![format!("{volume}:{EDGE_DIR}")],
-        scratch_volume: None,
-        restart: true,
-    };
+    let edge_labels = Labels::project(&cfg.name)
+        .role(roles::EDGE)
+        .with(labels::ADDRESS, &address)
+        .build();
+    let mut spec = ContainerSpec::new(&edge.name, &cfg.base_image, edge_labels).publish(Publish {
+        host_ip: cfg.bind,
+        host_port: cfg.edge_http_port(),
+        container_port: CONTAINER_PORT,
+    });
+    if cfg.tls.is_on() {
+        spec = spec.publish(Publish {
+            host_ip: cfg.bind,
+            host_port: cfg.https_port,
+            container_port: render::EDGE_TLS_PORT,
+        });
+    }
+    let spec = spec
+        .limits(128, 128)
+        .nginx_args(layout::nginx_args(&format!("{EDGE_DIR}/{EDGE_CONF}")))
+        .network(naming::network(&cfg.name))
+        .volume(&volume, EDGE_DIR)
+        .restart();
     let id = engine.create(&spec).await?;
-    let edge = Edge { id, ..edge };
+    let acme_cert = acme_cert(engine, cfg, &id).await?;
+    let edge = Edge {
+        id,
+        acme_cert,
+        ..edge
+    };
     // A volume kept from an earlier edge (e.g. after a port change) still names the live site.
     let live = match read_live(engine, &edge).await? {
         Some(l) if site_running(engine, &l.container).await => Some(l),
         _ => None,
     };
     let conf = render_conf(cfg, &edge, live.as_ref())?;
+    upload_tls(engine, cfg, &edge).await?;
     engine
         .upload_files(
             &edge.id,
@@ -170,8 +166,97 @@ pub async fn ensure(
         return Err(e).with_context(|| format!("the edge could not publish {address}"));
     }
     wait_answering(engine, &edge.id, edge.probe).await?;
+    // Now that its nginx runs, its version says how to turn HTTP/2 on (one reload, once).
+    let edge = Edge {
+        http2: nginx_http2(engine, &edge.id).await,
+        ..edge
+    };
+    if cfg.tls.is_on() {
+        refresh(engine, cfg, &edge, live.as_ref()).await?;
+    }
     ui.detail(format!("edge {} listens on {address}", edge.name));
     Ok(edge)
+}
+
+/// `tls = "acme"`: the certificate in the edge's volume (a placeholder is made when none).
+async fn acme_cert(engine: &Engine, cfg: &Config, id: &str) -> Result<Option<crate::tls::CertKey>> {
+    if matches!(cfg.tls, Tls::Acme) {
+        Ok(Some(
+            super::certs::current_or_placeholder(engine, cfg, id).await?,
+        ))
+    } else {
+        Ok(None)
+    }
+}
+
+/// `nginx -v` in the running edge → the HTTP/2 syntax it accepts.
+async fn nginx_http2(engine: &Engine, id: &str) -> Http2 {
+    match engine
+        .exec(id, &[NGINX.to_string(), "-v".to_string()])
+        .await
+    {
+        Ok((0, out)) => Http2::from_version_output(&out),
+        _ => Http2::Unknown,
+    }
+}
+
+/// The certificate and key files for `cfg`'s TLS mode: names in the edge's volume (named by a
+/// hash of their content, so a new certificate is a new config and goes through `nginx -t`).
+fn tls_files<'a>(
+    cfg: &'a Config,
+    edge: &'a Edge,
+) -> Option<(String, String, &'a crate::tls::CertKey)> {
+    let ck = match &cfg.tls {
+        Tls::Files(ck) => ck,
+        Tls::Acme => edge.acme_cert.as_ref()?,
+        Tls::Off => return None,
+    };
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(
+        format!("{}{}", ck.chain_pem, ck.key_pem).as_bytes(),
+    ));
+    let base = format!("tls-{}", &hash[..12]);
+    Some((format!("{base}.crt"), format!("{base}.key"), ck))
+}
+
+/// Put the certificate (0644) and its key (0640, group of the edge's user) into the edge's volume.
+async fn upload_tls(engine: &Engine, cfg: &Config, edge: &Edge) -> Result<()> {
+    let Some((crt, key, ck)) = tls_files(cfg, edge) else {
+        return Ok(());
+    };
+    engine
+        .upload_files(&edge.id, EDGE_DIR, &[(&crt, ck.chain_pem.as_bytes())])
+        .await?;
+    engine
+        .upload_secret_files(
+            &edge.id,
+            EDGE_DIR,
+            &[(&key, ck.key_pem.as_bytes())],
+            layout::RUN_AS_GID,
+        )
+        .await
+}
+
+/// A handle on an existing edge container (its nginx's HTTP/2 syntax asked when it runs).
+pub(crate) async fn attach(engine: &Engine, cfg: &Config, info: &ContainerInfo) -> Result<Edge> {
+    let http2 = if info.is_running() {
+        nginx_http2(engine, &info.id).await
+    } else {
+        Http2::Unknown
+    };
+    let acme_cert = if matches!(cfg.tls, Tls::Acme) {
+        super::certs::stored(engine, &info.id).await?
+    } else {
+        None
+    };
+    Ok(Edge {
+        id: info.id.clone(),
+        name: info.name.clone(),
+        probe: probe::probe_addr(cfg)?,
+        livereload: None,
+        http2,
+        acme_cert,
+    })
 }
 
 async fn site_running(engine: &Engine, name: &str) -> bool {
@@ -187,19 +272,35 @@ fn render_conf(cfg: &Config, edge: &Edge, live: Option<&Live>) -> Result<String>
     let short = live
         .map(|l| crate::site::short(&l.fingerprint).to_string())
         .unwrap_or_default();
+    let files = tls_files(cfg, edge)
+        .map(|(c, k, _)| (format!("{EDGE_DIR}/{c}"), format!("{EDGE_DIR}/{k}")));
+    let tls = files.as_ref().map(|(cert, key)| EdgeTls {
+        cert,
+        key,
+        https_port: cfg.https_port,
+        hsts: cfg.hsts,
+        http2: edge.http2,
+        acme_challenges: if matches!(cfg.tls, Tls::Acme) {
+            EDGE_DIR
+        } else {
+            ""
+        },
+    });
     render::render_edge(
         &cfg.templates_dir,
         &EdgeInputs {
-            live: live.map(|l| l.container.as_str()).unwrap_or(""),
+            live: live.map_or("", |l| l.container.as_str()),
             live_fingerprint: &short,
             project: &cfg.name,
             livereload: edge.livereload.as_deref().unwrap_or(""),
+            domains: &cfg.domains,
+            tls,
         },
     )
 }
 
 /// The live site recorded in the edge's volume (None before the first deploy).
-pub async fn read_live(engine: &Engine, edge: &Edge) -> Result<Option<Live>> {
+pub(crate) async fn read_live(engine: &Engine, edge: &Edge) -> Result<Option<Live>> {
     let Some(bytes) = engine
         .download_file(&edge.id, &format!("{EDGE_DIR}/{LIVE_FILE}"))
         .await?
@@ -215,8 +316,14 @@ pub async fn read_live(engine: &Engine, edge: &Edge) -> Result<Option<Live>> {
 
 /// Point the edge at `live`: write the config, `nginx -t` it, reload gracefully. A config that
 /// fails the test changes nothing.
-pub async fn apply(engine: &Engine, cfg: &Config, edge: &Edge, live: Option<&Live>) -> Result<()> {
+pub(crate) async fn apply(
+    engine: &Engine,
+    cfg: &Config,
+    edge: &Edge,
+    live: Option<&Live>,
+) -> Result<()> {
     let conf = render_conf(cfg, edge, live)?;
+    upload_tls(engine, cfg, edge).await?;
     engine
         .upload_files(&edge.id, EDGE_DIR, &[(EDGE_NEXT, conf.as_bytes())])
         .await?;
@@ -260,38 +367,50 @@ pub async fn apply(engine: &Engine, cfg: &Config, edge: &Edge, live: Option<&Liv
     }
     // The reload is asynchronous: until every old worker has closed its listening socket, a
     // new connection may still get the old config. Wait for that, so "switched" means switched.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = accepting_workers(engine, &edge.id).await?;
-        if !now.iter().any(|pid| old_workers.contains(pid)) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "the edge {} still has workers with the old config after 10 s",
-                edge.name
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let switched = probe::poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        async || {
+            let now = accepting_workers(engine, &edge.id).await?;
+            Ok((!now.iter().any(|pid| old_workers.contains(pid))).then_some(()))
+        },
+    )
+    .await?;
+    switched.with_context(|| {
+        format!(
+            "the edge {} still has workers with the old config after 10 s",
+            edge.name
+        )
+    })
 }
 
 /// Make the running edge config the one this sitebuild renders for `live` (an edge made by an
 /// earlier version, or an edited `edge.conf.j2`): reloads only when they differ.
-pub async fn refresh(
+pub(crate) async fn refresh(
     engine: &Engine,
     cfg: &Config,
     edge: &Edge,
     live: Option<&Live>,
 ) -> Result<()> {
+    if is_current(engine, cfg, edge, live).await? {
+        return Ok(());
+    }
+    apply(engine, cfg, edge, live).await
+}
+
+/// Is the running edge config the one this sitebuild renders for `live` (same domains,
+/// certificate, HSTS, …)?
+pub(crate) async fn is_current(
+    engine: &Engine,
+    cfg: &Config,
+    edge: &Edge,
+    live: Option<&Live>,
+) -> Result<bool> {
     let want = render_conf(cfg, edge, live)?;
     let have = engine
         .download_file(&edge.id, &format!("{EDGE_DIR}/{EDGE_CONF}"))
         .await?;
-    if have.as_deref() == Some(want.as_bytes()) {
-        return Ok(());
-    }
-    apply(engine, cfg, edge, live).await
+    Ok(have.as_deref() == Some(want.as_bytes()))
 }
 
 /// PIDs of nginx workers that accept connections (not "shutting down").
@@ -306,75 +425,116 @@ async fn accepting_workers(engine: &Engine, id: &str) -> Result<Vec<String>> {
 }
 
 /// After a switch: wait until the reloaded workers answer with the new live fingerprint.
-pub async fn wait_live(edge: &Edge, fingerprint: &str) -> Result<()> {
+pub(crate) async fn wait_live(edge: &Edge, fingerprint: &str) -> Result<()> {
     let want = crate::site::short(fingerprint).to_string();
-    let deadline = Instant::now() + Duration::from_secs(10);
     let mut last = String::new();
-    while Instant::now() < deadline {
-        let probe = edge.probe;
-        let got = tokio::task::spawn_blocking(move || {
-            http::get(probe, "/healthz", &[], Duration::from_secs(1))
-        })
-        .await?;
-        match got {
-            Ok(r) if r.status == 200 && r.header("x-sitebuild-live") == Some(want.as_str()) => {
-                return Ok(());
+    let live = probe::poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        async || {
+            let probe = edge.probe;
+            let got = tokio::task::spawn_blocking(move || {
+                http::get(probe, "/healthz", &[], Duration::from_secs(1))
+            })
+            .await?;
+            match got {
+                Ok(r) if r.status == 200 && r.header("x-sitebuild-live") == Some(want.as_str()) => {
+                    return Ok(Some(()));
+                }
+                Ok(r) => last = format!("{} live={:?}", r.status, r.header("x-sitebuild-live")),
+                Err(e) => last = format!("{e:#}"),
             }
-            Ok(r) => last = format!("{} live={:?}", r.status, r.header("x-sitebuild-live")),
-            Err(e) => last = format!("{e:#}"),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    bail!("the edge did not switch to {want} within 10 s (last answer: {last})")
+            Ok(None)
+        },
+    )
+    .await?;
+    live.with_context(|| {
+        format!("the edge did not switch to {want} within 10 s (last answer: {last})")
+    })
 }
 
 /// Wait until the edge answers HTTP at all (503 before the first deploy is fine).
 async fn wait_answering(engine: &Engine, id: &str, probe: SocketAddr) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let ok = tokio::task::spawn_blocking(move || {
-            http::get(probe, "/healthz", &[], Duration::from_secs(1)).is_ok()
-        })
-        .await?;
-        if ok {
-            return Ok(());
-        }
+    let answered = probe::poll_until(
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        async || {
+            let ok = tokio::task::spawn_blocking(move || {
+                http::get(probe, "/healthz", &[], Duration::from_secs(1)).is_ok()
+            })
+            .await?;
+            if ok {
+                return Ok(Some(()));
+            }
+            let info = engine.container(id).await?;
+            if !info.is_running() {
+                bail!("{}", not_answering(engine, &info, probe).await);
+            }
+            Ok(None)
+        },
+    )
+    .await?;
+    if let Some(()) = answered {
+        Ok(())
+    } else {
         let info = engine.container(id).await?;
-        if !info.is_running() || Instant::now() > deadline {
-            let logs = engine.logs_tail(id, 20).await;
-            bail!(
-                "the edge {} does not answer on {probe} ({}); its output:\n{}",
-                info.name,
-                info.state,
-                logs.trim_end()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        bail!("{}", not_answering(engine, &info, probe).await)
     }
+}
+
+async fn not_answering(engine: &Engine, info: &ContainerInfo, probe: SocketAddr) -> String {
+    let logs = engine.logs_tail(&info.id, 20).await;
+    format!(
+        "the edge {} does not answer on {probe} ({}); its output:\n{}",
+        info.name,
+        info.state,
+        logs.trim_end()
+    )
 }
 
 /// Refuse early, with the key to change, when another program holds the port.
 async fn check_port_free(engine: &Engine, cfg: &Config) -> Result<()> {
-    let addr = SocketAddr::new(cfg.bind, cfg.port);
+    let mut ports = vec![(
+        cfg.edge_http_port(),
+        if cfg.domains.is_empty() {
+            "port"
+        } else {
+            "http_port"
+        },
+    )];
+    if cfg.tls.is_on() {
+        ports.push((cfg.https_port, "https_port"));
+    }
+    for (port, key) in ports {
+        check_one_port_free(engine, cfg, port, key).await?;
+    }
+    Ok(())
+}
+
+async fn check_one_port_free(engine: &Engine, cfg: &Config, port: u16, key: &str) -> Result<()> {
+    let addr = SocketAddr::new(cfg.bind, port);
     let err = match TcpListener::bind(addr) {
         Ok(_) => return Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
-            "{addr} is already in use by another program; choose another port with --port, \
-             SITEBUILD_PORT or `port` in sitebuild.toml (the port now comes from {})",
-            cfg.origin
-                .get("port")
-                .map(String::as_str)
-                .unwrap_or("the default, 8080")
+            "{addr} is already in use by another program; choose another port with --{flag}, \
+             {env} or `{key}` in sitebuild.toml (the port now comes from {})",
+            cfg.origin_of(key),
+            flag = key.replace('_', "-"),
+            env = crate::config::keys::env_var(key),
         ),
         // e.g. a non-local address: let the engine decide.
         Err(_) => return Ok(()),
     };
     let address = addr.to_string();
     let holders = engine
-        .containers_with_labels(&[(labels::MANAGED, "true"), (labels::ADDRESS, &address)])
+        .containers_with_labels(&[(labels::MANAGED, "true"), (labels::ROLE, roles::EDGE)])
         .await
         .unwrap_or_default();
-    if let Some(h) = holders.iter().find(|h| h.is_running()) {
+    let holds = |h: &ContainerInfo| {
+        h.label(labels::ADDRESS)
+            .is_some_and(|a| a.split(',').any(|p| p == address))
+    };
+    if let Some(h) = holders.iter().find(|h| h.is_running() && holds(h)) {
         return Err(err.context(format!(
             "{address} is held by another sitebuild project, `{}` (container {}); stop it with \
              `sitebuild down` in that project, or use another port",

@@ -3,39 +3,32 @@
 //! 409, waits, and takes over when the holder is done. A lock whose holder process is gone (same
 //! host) or that is older than 30 minutes is stale and removed.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
 use crate::config::Config;
-use crate::engine::{ContainerSpec, Engine, is_conflict, is_not_found, labels};
+use crate::engine::{ContainerSpec, Engine, is_conflict, is_not_found};
+use crate::naming::{self, Labels, labels, roles};
 use crate::ui::Ui;
 
-pub const ROLE_LOCK: &str = "lock";
-const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+const STALE_AFTER: Duration = Duration::from_mins(30);
 
 /// A held lock; call [`Lock::release`].
 #[derive(Debug)]
-pub struct Lock {
+pub(crate) struct Lock {
     id: String,
-}
-
-pub fn lock_name(project: &str) -> String {
-    format!("{project}-lock")
 }
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown-host".into())
+        .map_or_else(|_| "unknown-host".into(), |s| s.trim().to_string())
 }
 
 fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Is the holder `host:pid` gone, or the lock too old?
@@ -52,34 +45,19 @@ fn is_stale(holder: &str, since: u64) -> bool {
 }
 
 /// Take the project's deploy lock, waiting up to `lock_timeout`.
-pub async fn acquire(engine: &Engine, cfg: &Config, ui: &Ui) -> Result<Lock> {
-    let name = lock_name(&cfg.name);
+pub(crate) async fn acquire(engine: &Engine, cfg: &Config, ui: &Ui) -> Result<Lock> {
+    let name = naming::lock_container(&cfg.name);
     let holder = format!("{}:{}", hostname(), std::process::id());
     let started = Instant::now();
     let mut told = false;
     loop {
-        let spec = ContainerSpec {
-            name: name.clone(),
-            image: cfg.base_image.clone(),
-            labels: HashMap::from([
-                (labels::MANAGED.to_string(), "true".to_string()),
-                (labels::PROJECT.to_string(), cfg.name.clone()),
-                (labels::ROLE.to_string(), ROLE_LOCK.to_string()),
-                (labels::HOLDER.to_string(), holder.clone()),
-                (labels::SINCE.to_string(), now_secs().to_string()),
-            ]),
-            publish: None,
-            user: crate::context::RUN_AS.to_string(),
-            memory_bytes: 16 * 1024 * 1024,
-            pids_limit: 8,
-            entrypoint: None,
-            cmd: None,
-            network_disabled: true,
-            network: None,
-            binds: vec![],
-            scratch_volume: None,
-            restart: false,
-        };
+        // Never started: it exists to be created atomically. No network, tiny limits.
+        let labels = Labels::project(&cfg.name)
+            .role(roles::LOCK)
+            .with(labels::HOLDER, &holder)
+            .with(labels::SINCE, now_secs().to_string())
+            .build();
+        let spec = ContainerSpec::new(&name, &cfg.base_image, labels).limits(16, 8);
         match engine.create(&spec).await {
             Ok(id) => return Ok(Lock { id }),
             Err(e) if is_conflict(&e) => {}
@@ -122,14 +100,14 @@ pub async fn acquire(engine: &Engine, cfg: &Config, ui: &Ui) -> Result<Lock> {
 }
 
 impl Lock {
-    pub async fn release(self, engine: &Engine) -> Result<()> {
+    pub(crate) async fn release(self, engine: &Engine) -> Result<()> {
         engine.remove(&self.id).await
     }
 }
 
 /// Run `work` holding the project's lock; the lock is released whether `work` succeeds or not
 /// (`work`'s error wins over a release error).
-pub async fn holding<T>(
+pub(crate) async fn holding<T>(
     engine: &Engine,
     cfg: &Config,
     ui: &Ui,

@@ -13,22 +13,18 @@
 //! The routing mesh publishes `port` on every node; sitebuild checks it answers at the end and
 //! warns (does not fail) when it does not, since that part is the network's, not the service's.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use super::{Outcome, Release, lock, probe};
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::engine::swarm::{ServiceDef, ServiceInfo, SwarmState, TaskInfo};
-use crate::engine::{Engine, labels};
+use crate::layout;
+use crate::naming::{Labels, labels, roles};
 use crate::registry;
 use crate::ui::Ui;
-
-use super::{Outcome, Release, lock};
-
-/// Role label of the service and of its task containers.
-pub const ROLE_SERVICE: &str = "swarm-service";
-pub const ROLE_TASK: &str = "swarm-task";
 
 /// How long swarm watches each updated task for failure before moving on (and before it calls
 /// the update completed).
@@ -36,13 +32,13 @@ const MONITOR: Duration = Duration::from_secs(5);
 
 /// Run inside each task: busybox `wget` (nginx:alpine, sitebuild/nginx:offline) or `curl`
 /// (the Debian nginx image).
-pub fn health_cmd(port: u16) -> String {
+pub(crate) fn health_cmd(port: u16) -> String {
     let url = format!("http://127.0.0.1:{port}/healthz");
     format!("wget -q -O /dev/null {url} || curl -fsS -o /dev/null {url}")
 }
 
 /// Check the engine can run services; returns its swarm state.
-pub async fn ready(engine: &Engine) -> Result<SwarmState> {
+pub(crate) async fn ready(engine: &Engine) -> Result<SwarmState> {
     let state = engine.swarm_state().await?;
     if state.local_state != "active" {
         bail!(
@@ -64,7 +60,11 @@ pub async fn ready(engine: &Engine) -> Result<SwarmState> {
 
 /// The image reference the service runs: `registry:<short>` when a registry is configured
 /// (pushed first); the local tag on a one-node swarm; an error on a bigger swarm without one.
-pub fn service_image(nodes: u64, registry: Option<&str>, release: &Release) -> Result<String> {
+pub(crate) fn service_image(
+    nodes: u64,
+    registry: Option<&str>,
+    release: &Release,
+) -> Result<String> {
     match registry {
         Some(r) => Ok(format!("{r}:{}", release.short())),
         None if nodes > 1 => bail!(
@@ -79,24 +79,22 @@ pub fn service_image(nodes: u64, registry: Option<&str>, release: &Release) -> R
 
 fn service_def(cfg: &Config, release: &Release, image: &str) -> ServiceDef {
     let base = |role: &str| {
-        HashMap::from([
-            (labels::MANAGED.to_string(), "true".to_string()),
-            (labels::PROJECT.to_string(), cfg.name.clone()),
-            (labels::ROLE.to_string(), role.to_string()),
-            (labels::FINGERPRINT.to_string(), release.fingerprint.clone()),
-        ])
+        Labels::project(&cfg.name)
+            .role(role)
+            .with(labels::FINGERPRINT, &release.fingerprint)
+            .build()
     };
     ServiceDef {
-        name: cfg.name.clone(),
+        name: crate::naming::service(&cfg.name),
         image: image.to_string(),
-        labels: base(ROLE_SERVICE),
-        container_labels: base(ROLE_TASK),
+        labels: base(roles::SWARM_SERVICE),
+        container_labels: base(roles::SWARM_TASK),
         replicas: cfg.replicas as u64,
-        publish: (cfg.port, crate::render::CONTAINER_PORT),
-        user: crate::context::RUN_AS.to_string(),
+        publish: (cfg.port, layout::CONTAINER_PORT),
+        user: layout::RUN_AS.to_string(),
         memory_bytes: 256 * 1024 * 1024,
         pids_limit: 256,
-        health_cmd: health_cmd(crate::render::CONTAINER_PORT),
+        health_cmd: health_cmd(layout::CONTAINER_PORT),
         health_interval: Duration::from_secs(1),
         health_retries: 3,
         health_start_period: Duration::from_secs(cfg.health_timeout),
@@ -122,7 +120,12 @@ fn task_error(tasks: &[TaskInfo], image: &str) -> Option<String> {
 }
 
 /// Deploy `release` as the project's swarm service.
-pub async fn deploy(engine: &Engine, cfg: &Config, release: &Release, ui: &Ui) -> Result<Outcome> {
+pub(crate) async fn deploy(
+    engine: &Engine,
+    cfg: &Config,
+    release: &Release,
+    ui: &Ui,
+) -> Result<Outcome> {
     let state = ready(engine).await?;
     let image = service_image(state.nodes, cfg.registry.as_deref(), release)?;
     let creds = match &cfg.registry {
@@ -155,7 +158,7 @@ async fn deploy_locked(
     release: &Release,
     image: &str,
     state: &SwarmState,
-    creds: Option<&registry::Credentials>,
+    creds: Option<&crate::engine::Credentials>,
     ui: &Ui,
 ) -> Result<Outcome> {
     let started = Instant::now();
@@ -207,28 +210,25 @@ async fn deploy_locked(
         ));
     }
 
-    match &existing {
-        Some(s) => {
-            ui.step(format!(
-                "updating service {} to {} ({} tasks, one at a time, start-first)",
-                cfg.name,
-                release.short(),
-                def.replicas
-            ));
-            for w in engine
-                .update_service(&def, s.version, state.api, creds)
-                .await?
-            {
-                ui.detail(format!("engine: {w}"));
-            }
+    if let Some(s) = &existing {
+        ui.step(format!(
+            "updating service {} to {} ({} tasks, one at a time, start-first)",
+            cfg.name,
+            release.short(),
+            def.replicas
+        ));
+        for w in engine
+            .update_service(&def, s.version, state.api, creds)
+            .await?
+        {
+            ui.detail(format!("engine: {w}"));
         }
-        None => {
-            ui.step(format!(
-                "creating service {} from {} ({} tasks, port {})",
-                cfg.name, image, def.replicas, cfg.port
-            ));
-            engine.create_service(&def, state.api, creds).await?;
-        }
+    } else {
+        ui.step(format!(
+            "creating service {} from {} ({} tasks, port {})",
+            cfg.name, image, def.replicas, cfg.port
+        ));
+        engine.create_service(&def, state.api, creds).await?;
     }
     if let Err(e) = wait_rollout(engine, cfg, release, image, existing.is_none(), ui).await {
         if existing.is_none() {
@@ -258,10 +258,12 @@ async fn wait_rollout(
     ui: &Ui,
 ) -> Result<()> {
     let per_task = Duration::from_secs(cfg.health_timeout) + MONITOR + Duration::from_secs(10);
-    let deadline = Instant::now() + per_task * cfg.replicas as u32 + Duration::from_secs(30);
+    let limit = per_task * cfg.replicas as u32 + Duration::from_secs(30);
     let want = cfg.replicas as usize;
     let mut shown = usize::MAX;
-    loop {
+    // What the last look saw, for the message when time runs out.
+    let mut last = (String::from("none"), String::new());
+    let converged = probe::poll_until(limit, Duration::from_millis(250), async || {
         let service: ServiceInfo = engine
             .service(&cfg.name)
             .await?
@@ -279,11 +281,9 @@ async fn wait_rollout(
             .iter()
             .filter(|t| t.image == image && matches!(t.state.as_str(), "failed" | "rejected"))
             .count();
-        let why = || {
-            task_error(&tasks, image)
-                .map(|e| format!("; the new task failed with: {e}"))
-                .unwrap_or_default()
-        };
+        let why = task_error(&tasks, image)
+            .map(|e| format!("; the new task failed with: {e}"))
+            .unwrap_or_default();
         // The spec names our fingerprint until swarm rolls it back: a rollback state seen while
         // it still does is one left from an earlier deploy.
         let ours = service.label(labels::FINGERPRINT) == Some(release.fingerprint.as_str());
@@ -295,9 +295,8 @@ async fn wait_rollout(
                 cfg.name,
                 service
                     .label(labels::FINGERPRINT)
-                    .map(crate::site::short)
-                    .unwrap_or("the previous spec"),
-                why(),
+                    .map_or("the previous spec", crate::site::short),
+                why,
                 cfg.name
             ),
             Some("paused" | "rollback_paused") => bail!(
@@ -305,10 +304,10 @@ async fn wait_rollout(
                 cfg.name,
                 service.update_state.as_deref().unwrap_or_default(),
                 service.update_message.clone().unwrap_or_default(),
-                why()
+                why
             ),
             Some("completed") | None if running >= want && ours => {
-                return Ok(());
+                return Ok(Some(()));
             }
             _ => {}
         }
@@ -317,27 +316,37 @@ async fn wait_rollout(
             bail!(
                 "no task of the new service {} became healthy ({failed_new} failed){}",
                 cfg.name,
-                why()
+                why
             );
         }
-        if Instant::now() >= deadline {
-            bail!(
-                "service {} did not converge on {} within {} s (update state: {}){}",
-                cfg.name,
-                release.short(),
-                (per_task * cfg.replicas as u32).as_secs() + 30,
-                service.update_state.as_deref().unwrap_or("none"),
-                why()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        last = (
+            service
+                .update_state
+                .clone()
+                .unwrap_or_else(|| "none".into()),
+            why,
+        );
+        Ok(None)
+    })
+    .await?;
+    converged.with_context(|| {
+        format!(
+            "service {} did not converge on {} within {} s (update state: {}){}",
+            cfg.name,
+            release.short(),
+            limit.as_secs(),
+            last.0,
+            last.1
+        )
+    })
 }
 
 /// The published port through the routing mesh: a warning, not an error, when it is silent.
 async fn check_published(cfg: &Config, ui: &Ui) {
-    let Ok(addr) = cfg.probe_addr() else { return };
-    if let Err(e) = super::probe(addr, "/healthz", Duration::from_secs(3)).await {
+    let Ok(addr) = probe::probe_addr(cfg) else {
+        return;
+    };
+    if let Err(e) = probe::probe(addr, "/healthz", Duration::from_secs(3)).await {
         ui.step(format!(
             "warning: the service is healthy, but {addr} (the routing mesh) did not answer \
              /healthz ({e:#}); check that the node's kernel has IPVS (`ip_vs`) and that port {} is \
@@ -348,7 +357,7 @@ async fn check_published(cfg: &Config, ui: &Ui) {
 }
 
 /// `status` for the swarm target: one line per fact.
-pub async fn status(engine: &Engine, cfg: &Config) -> Result<Vec<String>> {
+pub(crate) async fn status(engine: &Engine, cfg: &Config) -> Result<Vec<String>> {
     ready(engine).await?;
     let Some(s) = engine.service(&cfg.name).await? else {
         return Ok(vec![format!(
@@ -383,7 +392,7 @@ pub async fn status(engine: &Engine, cfg: &Config) -> Result<Vec<String>> {
 }
 
 /// The fingerprint the service runs, if there is one.
-pub async fn live_fingerprint(engine: &Engine, cfg: &Config) -> Result<Option<String>> {
+pub(crate) async fn live_fingerprint(engine: &Engine, cfg: &Config) -> Result<Option<String>> {
     ready(engine).await?;
     Ok(engine
         .service(&cfg.name)

@@ -16,82 +16,77 @@ use bollard::models::{
 };
 use bollard::query_parameters::{ListTasksOptionsBuilder, UpdateServiceOptionsBuilder};
 
-use super::{Engine, classify, docker_credentials, status_of};
-use crate::registry::Credentials;
+use super::{Credentials, Engine, classify, docker_credentials, status_of};
 
 /// Is the engine part of a swarm, and can it manage services?
 #[derive(Debug, Clone)]
-pub struct SwarmState {
+pub(crate) struct SwarmState {
     /// "active", "inactive", "pending", "error", "locked".
-    pub local_state: String,
+    pub(crate) local_state: String,
     /// A manager node (services can only be managed there).
-    pub manager: bool,
+    pub(crate) manager: bool,
     /// Nodes in the swarm (managers and workers).
-    pub nodes: u64,
+    pub(crate) nodes: u64,
     /// The engine API version in use, e.g. (1, 41).
-    pub api: (u32, u32),
+    pub(crate) api: (u32, u32),
 }
 
 /// A replicated service that publishes one port through the routing mesh, with a health check
 /// and a task-by-task start-first rollout that rolls back on failure.
 #[derive(Debug, Clone)]
-pub struct ServiceDef {
-    pub name: String,
-    pub image: String,
-    pub labels: HashMap<String, String>,
-    pub container_labels: HashMap<String, String>,
-    pub replicas: u64,
+pub(crate) struct ServiceDef {
+    pub(crate) name: String,
+    pub(crate) image: String,
+    pub(crate) labels: HashMap<String, String>,
+    pub(crate) container_labels: HashMap<String, String>,
+    pub(crate) replicas: u64,
     /// (published port on every node, container port).
-    pub publish: (u16, u16),
-    pub user: String,
-    pub memory_bytes: i64,
-    pub pids_limit: i64,
+    pub(crate) publish: (u16, u16),
+    pub(crate) user: String,
+    pub(crate) memory_bytes: i64,
+    pub(crate) pids_limit: i64,
     /// Shell command run inside the task; exit 0 = healthy.
-    pub health_cmd: String,
-    pub health_interval: Duration,
-    pub health_retries: i64,
+    pub(crate) health_cmd: String,
+    pub(crate) health_interval: Duration,
+    pub(crate) health_retries: i64,
     /// Time a started task gets before failed checks count.
-    pub health_start_period: Duration,
+    pub(crate) health_start_period: Duration,
     /// How long each updated task is watched for failure before the next one.
-    pub monitor: Duration,
+    pub(crate) monitor: Duration,
     /// SIGQUIT, then SIGKILL after this long.
-    pub stop_grace: Duration,
+    pub(crate) stop_grace: Duration,
 }
 
 /// What we need to know about a service.
 #[derive(Debug, Clone)]
-pub struct ServiceInfo {
-    pub id: String,
-    pub version: u64,
-    pub labels: HashMap<String, String>,
-    pub image: String,
-    pub replicas: u64,
-    /// "updating", "paused", "completed", "rollback_started", "rollback_paused",
-    /// "rollback_completed"; None before the first update.
-    pub update_state: Option<String>,
-    pub update_message: Option<String>,
-    pub published_port: Option<u16>,
+pub(crate) struct ServiceInfo {
+    pub(crate) id: String,
+    pub(crate) version: u64,
+    pub(crate) labels: HashMap<String, String>,
+    pub(crate) image: String,
+    pub(crate) replicas: u64,
+    /// "updating", "paused", "completed", "`rollback_started`", "`rollback_paused`",
+    /// "`rollback_completed`"; None before the first update.
+    pub(crate) update_state: Option<String>,
+    pub(crate) update_message: Option<String>,
+    pub(crate) published_port: Option<u16>,
 }
 
 impl ServiceInfo {
-    pub fn label(&self, key: &str) -> Option<&str> {
+    pub(crate) fn label(&self, key: &str) -> Option<&str> {
         self.labels.get(key).map(String::as_str)
     }
 }
 
 /// One task of a service.
 #[derive(Debug, Clone)]
-pub struct TaskInfo {
-    pub id: String,
-    pub slot: i64,
-    pub image: String,
+pub(crate) struct TaskInfo {
+    pub(crate) image: String,
     /// "new", "pending", "starting", "running", "complete", "failed", "shutdown", …
-    pub state: String,
+    pub(crate) state: String,
     /// What the orchestrator wants: "running", "shutdown", …
-    pub desired: String,
-    pub error: Option<String>,
-    pub container_id: Option<String>,
-    pub labels: HashMap<String, String>,
+    pub(crate) desired: String,
+    pub(crate) error: Option<String>,
 }
 
 fn nanos(d: Duration) -> i64 {
@@ -179,8 +174,8 @@ fn to_spec(def: &ServiceDef, api: (u32, u32)) -> ServiceSpec {
             mode: Some(EndpointSpecModeEnum::VIP),
             ports: Some(vec![EndpointPortConfig {
                 protocol: Some(EndpointPortConfigProtocolEnum::TCP),
-                target_port: Some(def.publish.1 as i64),
-                published_port: Some(def.publish.0 as i64),
+                target_port: Some(i64::from(def.publish.1)),
+                published_port: Some(i64::from(def.publish.0)),
                 publish_mode: Some(EndpointPortConfigPublishModeEnum::INGRESS),
                 ..Default::default()
             }]),
@@ -191,7 +186,7 @@ fn to_spec(def: &ServiceDef, api: (u32, u32)) -> ServiceSpec {
 
 impl Engine {
     /// The engine's swarm membership and API version.
-    pub async fn swarm_state(&self) -> Result<SwarmState> {
+    pub(crate) async fn swarm_state(&self) -> Result<SwarmState> {
         let info = self
             .docker
             .info()
@@ -211,11 +206,11 @@ impl Engine {
     }
 
     /// The service, or None when there is none (or the engine is not a swarm manager).
-    pub async fn service(&self, name: &str) -> Result<Option<ServiceInfo>> {
+    pub(crate) async fn service(&self, name: &str) -> Result<Option<ServiceInfo>> {
         let s = match self.docker.inspect_service(name, None).await {
             Ok(s) => s,
             // 503: not a swarm manager (no services at all).
-            Err(e) if matches!(status_of(&e), Some(404) | Some(503)) => return Ok(None),
+            Err(e) if matches!(status_of(&e), Some(404 | 503)) => return Ok(None),
             Err(e) => {
                 return Err(classify(e, name))
                     .with_context(|| format!("cannot inspect service {name}"));
@@ -251,7 +246,7 @@ impl Engine {
 
     /// Create the service (the image must exist on every node that runs a task).
     /// `creds` go to the nodes that pull the image.
-    pub async fn create_service(
+    pub(crate) async fn create_service(
         &self,
         def: &ServiceDef,
         api: (u32, u32),
@@ -268,7 +263,7 @@ impl Engine {
 
     /// Replace the service's spec (a rolling update when the image changed). `version` is the
     /// one read by [`Engine::service`]; a concurrent change makes this fail with a conflict.
-    pub async fn update_service(
+    pub(crate) async fn update_service(
         &self,
         def: &ServiceDef,
         version: u64,
@@ -293,16 +288,16 @@ impl Engine {
     }
 
     /// Remove the service; false when there was none.
-    pub async fn remove_service(&self, name: &str) -> Result<bool> {
+    pub(crate) async fn remove_service(&self, name: &str) -> Result<bool> {
         match self.docker.delete_service(name).await {
             Ok(()) => Ok(true),
-            Err(e) if matches!(status_of(&e), Some(404) | Some(503)) => Ok(false),
+            Err(e) if matches!(status_of(&e), Some(404 | 503)) => Ok(false),
             Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot remove service {name}")),
         }
     }
 
     /// Every task of the service still known to the swarm (old ones included).
-    pub async fn service_tasks(&self, service: &str) -> Result<Vec<TaskInfo>> {
+    pub(crate) async fn service_tasks(&self, service: &str) -> Result<Vec<TaskInfo>> {
         let filters: HashMap<&str, Vec<String>> =
             HashMap::from([("service", vec![service.to_string()])]);
         let opts = ListTasksOptionsBuilder::new().filters(&filters).build();
@@ -316,8 +311,6 @@ impl Engine {
             .map(|t| {
                 let status = t.status.unwrap_or_default();
                 TaskInfo {
-                    id: t.id.unwrap_or_default(),
-                    slot: t.slot.unwrap_or(0),
                     image: t
                         .spec
                         .and_then(|s| s.container_spec)
@@ -326,8 +319,6 @@ impl Engine {
                     state: status.state.map(|s| s.to_string()).unwrap_or_default(),
                     desired: t.desired_state.map(|s| s.to_string()).unwrap_or_default(),
                     error: status.err,
-                    container_id: status.container_status.and_then(|c| c.container_id),
-                    labels: t.labels.unwrap_or_default(),
                 }
             })
             .collect())

@@ -1,0 +1,293 @@
+//! `tls = "acme"` on the local target. Everything lives in the edge's volume, so it survives a
+//! replaced edge: the served certificate (`acme.crt`/`acme.key`: the issued one, or a
+//! self-signed placeholder until the first issuance), the ACME account (`acme-account.json`,
+//! created once), and the HTTP-01 answers (`acme-challenge-<token>`, served on the HTTP
+//! listener). An issued chain is installed like `tls = "files"`: content-hashed files,
+//! `nginx -t`, graceful reload. A failed issuance changes nothing: the old certificate serves.
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use super::edge::{self, EDGE_DIR, Edge, Live};
+use super::{lock, probe};
+use crate::acme;
+use crate::config::{Config, Tls};
+use crate::engine::Engine;
+use crate::tls::{self, CertInfo, CertKey};
+use crate::ui::Ui;
+
+const CERT_FILE: &str = "acme.crt";
+const KEY_FILE: &str = "acme.key";
+const ACCOUNT_FILE: &str = "acme-account.json";
+const CHALLENGE_PREFIX: &str = "acme-challenge-";
+
+/// The certificate in the edge's volume, if there is a usable one (an expired one is not).
+pub(crate) async fn stored(engine: &Engine, id: &str) -> Result<Option<CertKey>> {
+    let read = async |f: &str| engine.download_file(id, &format!("{EDGE_DIR}/{f}")).await;
+    let (Some(chain), Some(key)) = (read(CERT_FILE).await?, read(KEY_FILE).await?) else {
+        return Ok(None);
+    };
+    Ok(tls::check(
+        &String::from_utf8_lossy(&chain),
+        &String::from_utf8_lossy(&key),
+        SystemTime::now(),
+    )
+    .ok())
+}
+
+/// The certificate to serve: the stored one, else a new placeholder (stored, so the edge config
+/// stays the same until an issuance replaces it).
+pub(crate) async fn current_or_placeholder(
+    engine: &Engine,
+    cfg: &Config,
+    id: &str,
+) -> Result<CertKey> {
+    if let Some(ck) = stored(engine, id).await? {
+        return Ok(ck);
+    }
+    let (chain, key) = acme::placeholder(&cfg.domains)?;
+    let ck = tls::check(&chain, &key, SystemTime::now())
+        .map_err(|p| anyhow!("the placeholder certificate is unusable: {p:?}"))?;
+    save(engine, id, &chain, &key).await?;
+    Ok(ck)
+}
+
+async fn save(engine: &Engine, id: &str, chain: &str, key: &str) -> Result<()> {
+    engine
+        .upload_files(id, EDGE_DIR, &[(CERT_FILE, chain.as_bytes())])
+        .await?;
+    // Only sitebuild reads this copy (root, 0640): nginx reads the content-hashed one.
+    engine
+        .upload_secret_files(id, EDGE_DIR, &[(KEY_FILE, key.as_bytes())], 0)
+        .await
+}
+
+/// Why `cert` must be replaced for `domains` at `now`; None: it is good.
+pub(crate) fn needs_issuance(
+    info: &CertInfo,
+    domains: &[String],
+    now: SystemTime,
+) -> Option<String> {
+    if info.issuer.contains(acme::PLACEHOLDER_CN) {
+        return Some("no certificate issued yet".to_string());
+    }
+    if let Some(d) = domains.iter().find(|d| !info.covers(d)) {
+        return Some(format!("the certificate does not cover {d}"));
+    }
+    info.due_for_renewal(now).then(|| {
+        format!(
+            "less than a third of its lifetime left (expires {})",
+            info.expires()
+        )
+    })
+}
+
+/// What [`ensure_issued`] did.
+#[derive(Debug)]
+pub(crate) enum Issuance {
+    /// The served certificate is fine (no request was made).
+    NotDue(CertInfo),
+    /// A new certificate was issued and the edge serves it.
+    Issued(CertInfo),
+}
+
+/// Get a certificate from the ACME server when the served one is a placeholder, does not cover
+/// every domain, has less than a third of its lifetime left, or `force`; install it on `edge`
+/// (which keeps routing to `live`). On any error nothing changed.
+pub(crate) async fn ensure_issued(
+    engine: &Engine,
+    cfg: &Config,
+    edge: &mut Edge,
+    live: Option<&Live>,
+    force: bool,
+    ui: &Ui,
+) -> Result<Issuance> {
+    if !matches!(cfg.tls, Tls::Acme) {
+        bail!("the project does not use tls = \"acme\"");
+    }
+    let current = match &edge.acme_cert {
+        Some(ck) => ck.clone(),
+        None => current_or_placeholder(engine, cfg, &edge.id).await?,
+    };
+    let reason = match needs_issuance(&current.info, &cfg.domains, SystemTime::now()) {
+        Some(r) => r,
+        None if force => "renewal forced".to_string(),
+        None => return Ok(Issuance::NotDue(current.info)),
+    };
+    ui.step(format!(
+        "requesting a certificate for {} from {} ({reason})",
+        cfg.domains.join(", "),
+        cfg.acme.directory
+    ));
+    let (chain, key) = issue(engine, cfg, edge).await?;
+    let ck = tls::check(&chain, &key, SystemTime::now())
+        .map_err(|p| anyhow!("the ACME server issued an unusable certificate: {p:?}"))?;
+    if let Some(d) = cfg.domains.iter().find(|d| !ck.info.covers(d)) {
+        bail!("the ACME server issued a certificate that does not cover {d}");
+    }
+    // Install first (nginx -t + reload); only a certificate the edge serves is recorded.
+    let next = Edge {
+        acme_cert: Some(ck.clone()),
+        ..edge.clone()
+    };
+    edge::apply(engine, cfg, &next, live)
+        .await
+        .context("the new certificate was not installed; the old one still serves")?;
+    save(engine, &edge.id, &chain, &key).await?;
+    *edge = next;
+    ui.detail(format!(
+        "certificate from {} until {}",
+        ck.info.issuer,
+        ck.info.expires()
+    ));
+    Ok(Issuance::Issued(ck.info))
+}
+
+/// One ACME issuance for the project's domains: account, order, answers in the edge's volume,
+/// validation, CSR, chain. Returns (chain PEM, key PEM).
+async fn issue(engine: &Engine, cfg: &Config, edge: &Edge) -> Result<(String, String)> {
+    let stored = engine
+        .download_file(&edge.id, &format!("{EDGE_DIR}/{ACCOUNT_FILE}"))
+        .await?;
+    let (account, created) = acme::account(
+        &cfg.acme,
+        cfg.origin_of("acme_directory"),
+        stored.as_deref(),
+    )
+    .await?;
+    if let Some(json) = created {
+        engine
+            .upload_secret_files(&edge.id, EDGE_DIR, &[(ACCOUNT_FILE, &json)], 0)
+            .await?;
+    }
+    let (mut order, answers) = acme::new_order(&account, &cfg.domains).await?;
+    let names: Vec<String> = answers
+        .iter()
+        .map(|a| format!("{CHALLENGE_PREFIX}{}", a.token))
+        .collect();
+    let files: Vec<(&str, &[u8])> = names
+        .iter()
+        .zip(&answers)
+        .map(|(n, a)| (n.as_str(), a.key_authorization.as_bytes()))
+        .collect();
+    engine.upload_files(&edge.id, EDGE_DIR, &files).await?;
+    let result: Result<(String, String)> = async {
+        acme::set_ready(&mut order).await?;
+        let ready = probe::poll_until(
+            Duration::from_secs(90),
+            Duration::from_millis(500),
+            async || acme::check_ready(&mut order).await,
+        )
+        .await?;
+        ready.context("the ACME server did not validate the challenges within 90 s")?;
+        let key = acme::finalize(&mut order).await?;
+        let chain = probe::poll_until(
+            Duration::from_mins(1),
+            Duration::from_millis(500),
+            async || acme::certificate(&mut order).await,
+        )
+        .await?
+        .context("the ACME server did not issue the certificate within a minute")?;
+        Ok((chain, key))
+    }
+    .await;
+    // The answers are single-use; a failed removal only leaves a few stale bytes.
+    let mut rm = vec!["rm".to_string(), "-f".to_string()];
+    rm.extend(names.iter().map(|n| format!("{EDGE_DIR}/{n}")));
+    let _ = engine.exec(&edge.id, &rm).await;
+    result.with_context(|| {
+        let urls: Vec<String> = answers
+            .iter()
+            .map(|a| {
+                format!(
+                    "http://{}:{}/.well-known/acme-challenge/{}",
+                    a.domain, cfg.http_port, a.token
+                )
+            })
+            .collect();
+        format!(
+            "no certificate for {} (the challenge answers were at {})",
+            cfg.domains.join(", "),
+            urls.join(", ")
+        )
+    })
+}
+
+/// `sitebuild renew`: renew the project's certificate when due (or `force`), under the deploy
+/// lock, on the running edge. Returns a line for the user.
+pub(crate) async fn renew(engine: &Engine, cfg: &Config, force: bool, ui: &Ui) -> Result<String> {
+    if !matches!(cfg.tls, Tls::Acme) {
+        bail!(
+            "`sitebuild renew` renews ACME certificates; this project has tls = {} (from {})",
+            match cfg.tls {
+                Tls::Off => "\"off\"",
+                _ => "\"files\" (replace tls_cert/tls_key and deploy)",
+            },
+            cfg.origin_of("tls")
+        );
+    }
+    lock::holding(engine, cfg, ui, async {
+        let info = edge::find(engine, &cfg.name)
+            .await?
+            .filter(crate::engine::ContainerInfo::is_running)
+            .with_context(|| {
+                format!(
+                    "{} has no running edge; run `sitebuild deploy` first",
+                    cfg.name
+                )
+            })?;
+        let mut edge = edge::attach(engine, cfg, &info).await?;
+        let live = edge::read_live(engine, &edge).await?;
+        Ok(
+            match ensure_issued(engine, cfg, &mut edge, live.as_ref(), force, ui).await? {
+                Issuance::NotDue(i) => format!(
+                    "certificate for {} is good until {} (renewal is due in the last third); nothing to do",
+                    cfg.domains.join(", "),
+                    i.expires()
+                ),
+                Issuance::Issued(i) => format!(
+                    "renewed: {} now serves a certificate from {} until {}",
+                    cfg.domains.join(", "),
+                    i.issuer,
+                    i.expires()
+                ),
+            },
+        )
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuance_reasons() {
+        let now = SystemTime::now();
+        let info = |issuer: &str, names: &[&str], age_days: u64| CertInfo {
+            issuer: issuer.to_string(),
+            not_before: now - Duration::from_hours(24 * age_days),
+            not_after: now - Duration::from_hours(24 * age_days) + Duration::from_hours(24 * 90),
+            names: names.iter().map(ToString::to_string).collect(),
+        };
+        let d = ["a.test".to_string()];
+        assert!(needs_issuance(&info("CN=Pebble", &["a.test"], 1), &d, now).is_none());
+        assert!(
+            needs_issuance(&info("CN=Pebble", &["a.test"], 61), &d, now)
+                .unwrap()
+                .contains("third")
+        );
+        assert!(
+            needs_issuance(&info("CN=Pebble", &["b.test"], 1), &d, now)
+                .unwrap()
+                .contains("a.test")
+        );
+        let p = format!("CN={}", acme::PLACEHOLDER_CN);
+        assert!(
+            needs_issuance(&info(&p, &["a.test"], 0), &d, now)
+                .unwrap()
+                .contains("no certificate")
+        );
+    }
+}

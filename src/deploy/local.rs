@@ -1,0 +1,469 @@
+//! `--target local`: this engine, an edge container that owns the port, and site containers
+//! swapped behind it.
+//!
+//! ```text
+//! lock → edge ready → leftovers removed → start new site container (no host port)
+//!      → /.sitebuild/candidate/healthz through the edge, naming it in X-Sitebuild-Candidate
+//!        (resolved per request: no reload) → 200 within health_timeout?
+//!          no  → remove it, error (the edge never changed; the live version never stopped)
+//!          yes → edge switches live to it (nginx -t + graceful reload) → drain → remove old
+//!      → prune old images → unlock
+//! ```
+//!
+//! If sitebuild dies at any point the edge keeps serving whatever it was last switched to; the
+//! next run removes the half-finished containers (site containers the edge does not point to)
+//! and converges.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use super::edge::{self, Live};
+use super::{DeployOptions, Outcome, Release, certs, lock, probe};
+use crate::config::Config;
+use crate::engine::{ContainerInfo, ContainerSpec, Engine};
+use crate::layout;
+use crate::naming::{self, Labels, labels, roles};
+use crate::site;
+use crate::ui::Ui;
+
+/// Label value of `dev.sitebuild.mode` on site containers.
+fn mode_label(opts: &DeployOptions) -> &'static str {
+    if opts.dev { "dev" } else { "production" }
+}
+
+/// The site containers of a project (any state), sorted by name.
+async fn site_containers(engine: &Engine, name: &str) -> Result<Vec<ContainerInfo>> {
+    engine
+        .containers_with_labels(&[(labels::PROJECT, name), (labels::ROLE, roles::SITE)])
+        .await
+}
+
+/// Test hook: `SITEBUILD_PAUSE_AT=<point>` stops here (so a test can SIGKILL the process at a
+/// known point). Points: `after-start`, `after-candidate`, `after-switch`.
+async fn pause_point(point: &str, ui: &Ui) {
+    if std::env::var("SITEBUILD_PAUSE_AT").as_deref() == Ok(point) {
+        ui.step(format!("paused at {point} (SITEBUILD_PAUSE_AT)"));
+        tokio::time::sleep(Duration::from_mins(10)).await;
+    }
+}
+
+/// Is `release` live and healthy already? Cheap: no lock, no changes.
+async fn is_live(
+    engine: &Engine,
+    cfg: &Config,
+    release: &Release,
+    opts: &DeployOptions,
+) -> Result<Option<String>> {
+    if opts.livereload.is_some() {
+        return Ok(None); // the edge config must be (re)written for this watch session
+    }
+    // One list for the whole project: the edge, the site containers, any leftovers.
+    let all = engine
+        .containers_with_labels(&[(labels::PROJECT, &cfg.name)])
+        .await?;
+    let role = |c: &&ContainerInfo, r: &str| c.label(labels::ROLE) == Some(r);
+    let Some(edge) = all.iter().find(|c| role(c, roles::EDGE)) else {
+        return Ok(None);
+    };
+    if !edge.is_running() || edge.label(labels::ADDRESS) != Some(super::address_of(cfg).as_str()) {
+        return Ok(None);
+    }
+    // One site container, running this fingerprint in this mode, and no lock: a candidate.
+    let sites: Vec<&ContainerInfo> = all.iter().filter(|c| role(c, roles::SITE)).collect();
+    let [site] = sites.as_slice() else {
+        return Ok(None);
+    };
+    if !site.is_running()
+        || site.label(labels::FINGERPRINT) != Some(release.fingerprint.as_str())
+        || site.label(labels::MODE) != Some(mode_label(opts))
+        || all.iter().any(|c| role(&c, roles::LOCK))
+    {
+        return Ok(None);
+    }
+    // With domains the edge config also carries the certificate, HSTS and the names: a change
+    // of those alone is a deploy too (this costs an exec and a download, so only then).
+    if !cfg.domains.is_empty() {
+        let handle = edge::attach(engine, cfg, edge).await?;
+        let live = Live {
+            container: site.name.clone(),
+            fingerprint: release.fingerprint.clone(),
+        };
+        if !edge::is_current(engine, cfg, &handle, Some(&live)).await? {
+            return Ok(None);
+        }
+        // tls = "acme": a placeholder or a certificate due for renewal makes this a deploy.
+        if handle.acme_cert.as_ref().is_some_and(|ck| {
+            super::certs::needs_issuance(&ck.info, &cfg.domains, std::time::SystemTime::now())
+                .is_some()
+        }) {
+            return Ok(None);
+        }
+    }
+    // The edge's /healthz names the fingerprint it routes to (cheaper than reading its volume).
+    let Ok(resp) = probe::probe(probe::probe_addr(cfg)?, "/healthz", Duration::from_secs(2)).await
+    else {
+        return Ok(None);
+    };
+    let routed = resp.header("x-sitebuild-live") == Some(release.short());
+    Ok(routed.then(|| site.name.clone()))
+}
+
+/// Deploy `release` for `cfg`'s project: health-gated, zero-downtime, serialized by the lock.
+pub(crate) async fn deploy(
+    engine: &Engine,
+    cfg: &Config,
+    release: &Release,
+    opts: &DeployOptions,
+    ui: &Ui,
+) -> Result<Outcome> {
+    if let Some(container) = is_live(engine, cfg, release, opts).await? {
+        return Ok(Outcome::Unchanged { container });
+    }
+    engine.ensure_base_image(&cfg.base_image).await?;
+    lock::holding(
+        engine,
+        cfg,
+        ui,
+        deploy_locked(engine, cfg, release, opts, ui),
+    )
+    .await
+}
+
+async fn deploy_locked(
+    engine: &Engine,
+    cfg: &Config,
+    release: &Release,
+    opts: &DeployOptions,
+    ui: &Ui,
+) -> Result<Outcome> {
+    let started = Instant::now();
+    let mut edge = edge::ensure(engine, cfg, opts.livereload.clone(), ui).await?;
+    let mut live = edge::read_live(engine, &edge).await?;
+    if let Some(l) = &live {
+        let running = engine
+            .container(&l.container)
+            .await
+            .is_ok_and(|c| c.is_running());
+        if !running {
+            ui.step(format!(
+                "the recorded live container {} is gone",
+                l.container
+            ));
+            live = None;
+        }
+    }
+
+    // Converge: anything that is not the live site is a leftover of an interrupted run.
+    for c in site_containers(engine, &cfg.name).await? {
+        if live.as_ref().is_none_or(|l| l.container != c.name) {
+            ui.step(format!(
+                "removing leftover {} from an interrupted deploy",
+                c.name
+            ));
+            engine.remove(&c.id).await?;
+        }
+    }
+    // tls = "acme": issue (or renew) before the content changes, on the edge as it is.
+    if matches!(cfg.tls, crate::config::Tls::Acme) {
+        let serving = edge.acme_cert.as_ref().map(|ck| ck.info.clone());
+        if let Err(e) = certs::ensure_issued(engine, cfg, &mut edge, live.as_ref(), false, ui).await
+        {
+            // A real certificate that is only due keeps serving; the deploy goes on.
+            match serving {
+                Some(info) if !info.issuer.contains(crate::acme::PLACEHOLDER_CN) => {
+                    ui.step(format!(
+                        "warning: renewal failed, the certificate valid until {} keeps serving: {e:#}",
+                        info.expires()
+                    ));
+                }
+                _ => return Err(e),
+            }
+        }
+    }
+    let live_mode_ok = match &live {
+        Some(l) => engine
+            .container(&l.container)
+            .await
+            .is_ok_and(|c| c.label(labels::MODE) == Some(mode_label(opts))),
+        None => false,
+    };
+    if let Some(l) = &live
+        && l.fingerprint == release.fingerprint
+        && live_mode_ok
+    {
+        edge::apply(engine, cfg, &edge, Some(l)).await?;
+        return Ok(Outcome::Unchanged {
+            container: l.container.clone(),
+        });
+    }
+
+    // The candidate route below needs the edge config of this version.
+    edge::refresh(engine, cfg, &edge, live.as_ref()).await?;
+
+    let name = naming::site_container(&cfg.name, release.short());
+    let spec = site_spec(cfg, release, &name, opts);
+    let new_id = engine.create(&spec).await?;
+    let gate = async {
+        engine.start(&new_id).await?;
+        pause_point("after-start", ui).await;
+        pause_point("after-candidate", ui).await;
+        // Through the edge, which resolves the candidate by name: no reload needed.
+        wait_healthy(
+            engine,
+            &new_id,
+            edge.probe,
+            &name,
+            Duration::from_secs(cfg.health_timeout),
+        )
+        .await
+    }
+    .await;
+    if let Err(err) = gate {
+        let logs = engine.logs_tail(&new_id, 20).await;
+        let _ = engine.remove(&new_id).await;
+        let kept = match &live {
+            Some(l) => format!(
+                "; {} is still live and was never stopped",
+                crate::site::short(&l.fingerprint)
+            ),
+            None => String::new(),
+        };
+        let logs = if logs.trim().is_empty() {
+            String::new()
+        } else {
+            format!("\nlast output of {name}:\n{}", logs.trim_end())
+        };
+        return Err(err.context(format!("{name} did not become healthy{kept}{logs}")));
+    }
+
+    // Switch: from here on the new version serves.
+    let new_live = Live {
+        container: name.clone(),
+        fingerprint: release.fingerprint.clone(),
+    };
+    edge::apply(engine, cfg, &edge, Some(&new_live)).await?;
+    edge::wait_live(&edge, &release.fingerprint).await?;
+    pause_point("after-switch", ui).await;
+
+    let mut replaced = None;
+    if let Some(old) = live {
+        if cfg.drain > 0 {
+            ui.detail(format!("draining {} for {} s", old.container, cfg.drain));
+            tokio::time::sleep(Duration::from_secs(cfg.drain)).await;
+        }
+        engine.stop(&old.container, Duration::from_secs(10)).await?;
+        engine.remove(&old.container).await?;
+        replaced = Some(old.container);
+    }
+    super::prune_images(engine, cfg, &release.fingerprint, ui).await?;
+    Ok(Outcome::Deployed {
+        container: name,
+        replaced,
+        took: started.elapsed(),
+    })
+}
+
+/// A hardened site container: on the private network only, no host port.
+fn site_spec(cfg: &Config, release: &Release, name: &str, opts: &DeployOptions) -> ContainerSpec {
+    let labels = Labels::project(&cfg.name)
+        .role(roles::SITE)
+        .with(labels::FINGERPRINT, &release.fingerprint)
+        .with(labels::MODE, mode_label(opts))
+        .build();
+    ContainerSpec::new(name, &release.image, labels)
+        .network(naming::network(&cfg.name))
+        .scratch_volume(opts.dev.then_some(layout::SITE_ROOT))
+        .restart()
+}
+
+/// Wait until the edge's candidate route answers 200 from container `name` (id `id`); fail
+/// fast if the container stops or crash-loops.
+async fn wait_healthy(
+    engine: &Engine,
+    id: &str,
+    addr: SocketAddr,
+    name: &str,
+    timeout: Duration,
+) -> Result<()> {
+    let mut last = String::new();
+    let healthy = probe::poll_until(timeout, Duration::from_millis(50), async || {
+        {
+            let info = engine.container(id).await?;
+            if info.restart_count > 0 || !(info.is_running() || info.state == "created") {
+                bail!(
+                    "the new container stopped ({}, exit code {}, {} restarts) before answering /healthz",
+                    info.state,
+                    info.exit_code.unwrap_or(-1),
+                    info.restart_count
+                );
+            }
+            let headers = [(edge::CANDIDATE_HEADER, name)];
+            match probe::get_ok(addr, edge::CANDIDATE_PATH, &headers, Duration::from_secs(1)).await {
+                Ok(_) => Ok(Some(())),
+                Err(e) => {
+                    last = format!("{e:#}");
+                    Ok(None)
+                }
+            }
+        }
+    })
+    .await?;
+    healthy.with_context(|| {
+        format!(
+            "no 200 from /healthz within {} s (health_timeout); last probe: {last}",
+            timeout.as_secs()
+        )
+    })
+}
+
+/// The fingerprint the edge routes to, if there is an edge and a live site.
+pub(crate) async fn live_fingerprint(engine: &Engine, cfg: &Config) -> Result<Option<String>> {
+    match edge::find(engine, &cfg.name).await? {
+        Some(e) => {
+            let e = edge::attach(engine, cfg, &e).await?;
+            Ok(edge::read_live(engine, &e).await?.map(|l| l.fingerprint))
+        }
+        None => Ok(None),
+    }
+}
+
+/// `domains` and `tls` lines of `status` (none without domains).
+fn tls_status(cfg: &Config) -> Vec<String> {
+    use crate::config::Tls;
+    if cfg.domains.is_empty() {
+        return Vec::new();
+    }
+    let tls = match &cfg.tls {
+        Tls::Off => "off (plain HTTP)".to_string(),
+        Tls::Acme => format!(
+            "acme ({}, account {}{})",
+            cfg.acme.directory,
+            cfg.acme.email.as_deref().unwrap_or("without e-mail"),
+            cfg.acme
+                .root
+                .as_ref()
+                .map(|r| format!(", extra roots from {}", r.display()))
+                .unwrap_or_default()
+        ),
+        Tls::Files(ck) => format!(
+            "files: issuer {}, expires {}{}",
+            ck.info.issuer,
+            ck.info.expires(),
+            if ck.info.due_for_renewal(std::time::SystemTime::now()) {
+                " (less than a third of its lifetime left: replace it)"
+            } else {
+                ""
+            }
+        ),
+    };
+    vec![
+        format!("domains    {}", cfg.domains.join(", ")),
+        format!("tls        {tls}"),
+    ]
+}
+
+/// `status` for the local target: one line per fact. `current` is the fingerprint of the
+/// project's content now (or why it does not build).
+pub(crate) async fn status(
+    engine: &Engine,
+    cfg: &Config,
+    current: &Result<String>,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let all = engine
+        .containers_with_labels(&[(labels::PROJECT, &cfg.name)])
+        .await?;
+    if all.is_empty() {
+        out.push("nothing runs for this project (start it with `sitebuild up`)".to_string());
+        return Ok(out);
+    }
+    let edge = all
+        .iter()
+        .find(|c| c.label(labels::ROLE) == Some(roles::EDGE));
+    let mut live_name = None;
+    if let Some(e) = edge {
+        let e = &engine.container(&e.id).await?;
+        let address = e.label(labels::ADDRESS).unwrap_or("?");
+        out.push(format!(
+            "edge       {} ({}) on {address} since {}",
+            e.name,
+            e.state,
+            e.started_at.as_deref().unwrap_or("?")
+        ));
+        out.extend(tls_status(cfg));
+        let handle = edge::attach(engine, cfg, e).await?;
+        if let Some(live) = edge::read_live(engine, &handle).await? {
+            let health = if address == super::address_of(cfg) {
+                match probe::probe(handle.probe, "/healthz", Duration::from_secs(2)).await {
+                    Ok(_) => "healthy (/healthz 200)".to_string(),
+                    Err(e) => format!("unhealthy: {e:#}"),
+                }
+            } else {
+                format!(
+                    "not probed (the edge is on {address}, the config says {})",
+                    super::address_of(cfg)
+                )
+            };
+            out.push(format!(
+                "live       {} (fingerprint {})",
+                live.container,
+                site::short(&live.fingerprint)
+            ));
+            out.push(format!("health     {health}"));
+            out.push(match current {
+                Ok(now) if *now == live.fingerprint => {
+                    "content    up to date with the project".to_string()
+                }
+                Ok(now) => format!(
+                    "content    the project now has {} (run `sitebuild deploy`)",
+                    site::short(now)
+                ),
+                Err(e) => format!("content    the project does not build: {e:#}"),
+            });
+            live_name = Some(live.container);
+        } else {
+            out.push("live       none yet".to_string());
+        }
+    }
+    for c in &all {
+        let role = c.label(labels::ROLE).unwrap_or("?");
+        let is_live = Some(&c.name) == live_name.as_ref();
+        if is_live {
+            let c = engine.container(&c.id).await?;
+            out.push(format!(
+                "           {} {} since {}",
+                c.name,
+                c.state,
+                c.started_at.as_deref().unwrap_or("?")
+            ));
+        }
+        if role == roles::EDGE || is_live {
+            continue;
+        }
+        let what = match role {
+            roles::LOCK => format!(
+                "deploy lock held by {}",
+                c.label(labels::HOLDER).unwrap_or("?")
+            ),
+            _ => "leftover (removed by the next deploy)".to_string(),
+        };
+        out.push(format!(
+            "other      {} ({}, {}): {what}",
+            c.name, role, c.state
+        ));
+    }
+    let images = super::project_images(engine, &cfg.name).await?;
+    let kept: Vec<String> = images
+        .iter()
+        .filter_map(|i| i.labels.get(labels::FINGERPRINT))
+        .map(|f| site::short(f).to_string())
+        .collect();
+    out.push(format!(
+        "images     {} kept for rollback: {}",
+        kept.len(),
+        kept.join(", ")
+    ));
+    Ok(out)
+}

@@ -1,0 +1,131 @@
+//! Names and labels of everything sitebuild creates on an engine: one builder, so every
+//! container, network, volume, image and service of a project carries the same keys.
+//!
+//! ```text
+//! <project>-edge        edge container (and its volume)     role=edge
+//! <project>-net         the project's private network        role=network
+//! <project>-lock        deploy lock (never started)          role=lock
+//! <project>-<fp12>-<6>  site container                       role=site
+//! <project>-check-<6>   `nginx -t` check during a build      (no role)
+//! <project>             swarm service                        role=swarm-service / swarm-task
+//! ```
+
+use std::collections::HashMap;
+
+/// Label keys sitebuild puts on everything it creates.
+pub(crate) mod labels {
+    pub(crate) const MANAGED: &str = "dev.sitebuild.managed";
+    pub(crate) const PROJECT: &str = "dev.sitebuild.project";
+    pub(crate) const FINGERPRINT: &str = "dev.sitebuild.fingerprint";
+    pub(crate) const ROLE: &str = "dev.sitebuild.role";
+    pub(crate) const ADDRESS: &str = "dev.sitebuild.address";
+    pub(crate) const HOLDER: &str = "dev.sitebuild.holder";
+    pub(crate) const SINCE: &str = "dev.sitebuild.since";
+    pub(crate) const MODE: &str = "dev.sitebuild.mode";
+}
+
+/// Values of the `dev.sitebuild.role` label.
+pub(crate) mod roles {
+    pub(crate) const SITE: &str = "site";
+    pub(crate) const EDGE: &str = "edge";
+    pub(crate) const LOCK: &str = "lock";
+    pub(crate) const NETWORK: &str = "network";
+    pub(crate) const SWARM_SERVICE: &str = "swarm-service";
+    pub(crate) const SWARM_TASK: &str = "swarm-task";
+}
+
+/// The label map of one resource of a project: `managed`, `project`, then whatever is added.
+///
+/// ```ignore
+/// let l = Labels::project("blog").role(roles::EDGE).with(labels::ADDRESS, "127.0.0.1:8080");
+/// ```
+#[derive(Debug, Clone)]
+pub(crate) struct Labels(HashMap<String, String>);
+
+impl Labels {
+    pub(crate) fn project(project: &str) -> Labels {
+        Labels(HashMap::from([
+            (labels::MANAGED.to_string(), "true".to_string()),
+            (labels::PROJECT.to_string(), project.to_string()),
+        ]))
+    }
+
+    pub(crate) fn role(self, role: &str) -> Labels {
+        self.with(labels::ROLE, role)
+    }
+
+    pub(crate) fn with(mut self, key: &str, value: impl Into<String>) -> Labels {
+        self.0.insert(key.to_string(), value.into());
+        self
+    }
+
+    pub(crate) fn build(self) -> HashMap<String, String> {
+        self.0
+    }
+}
+
+pub(crate) fn edge_container(project: &str) -> String {
+    format!("{project}-edge")
+}
+
+pub(crate) fn edge_volume(project: &str) -> String {
+    format!("{project}-edge")
+}
+
+pub(crate) fn network(project: &str) -> String {
+    format!("{project}-net")
+}
+
+pub(crate) fn lock_container(project: &str) -> String {
+    format!("{project}-lock")
+}
+
+/// The swarm service of a project is named like the project.
+pub(crate) fn service(project: &str) -> String {
+    project.to_string()
+}
+
+/// A new site container: `<project>-<short fingerprint>-<6 hex>` (the edge's candidate map
+/// admits exactly this shape).
+pub(crate) fn site_container(project: &str, short_fingerprint: &str) -> String {
+    format!("{project}-{short_fingerprint}-{}", unique_suffix())
+}
+
+/// The one-shot `nginx -t` container of a build.
+pub(crate) fn check_container(project: &str) -> String {
+    format!("{project}-check-{}", unique_suffix())
+}
+
+/// Six hex digits to keep container names unique across runs.
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() ^ (d.as_secs() as u32));
+    format!(
+        "{:06x}",
+        (nanos ^ std::process::id().rotate_left(12)) & 0xff_ffff
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_names() {
+        let l = Labels::project("blog")
+            .role(roles::EDGE)
+            .with(labels::ADDRESS, "127.0.0.1:8080")
+            .build();
+        assert_eq!(l[labels::MANAGED], "true");
+        assert_eq!(l[labels::PROJECT], "blog");
+        assert_eq!(l[labels::ROLE], "edge");
+        assert_eq!(l[labels::ADDRESS], "127.0.0.1:8080");
+        let site = site_container("blog", "0123456789ab");
+        let (prefix, suffix) = site.rsplit_once('-').unwrap();
+        assert_eq!(prefix, "blog-0123456789ab");
+        assert!(suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(network("blog"), "blog-net");
+        assert_eq!(lock_container("blog"), "blog-lock");
+    }
+}

@@ -1,0 +1,22 @@
+//! The integration tests, one binary with a module per area. Real-engine tests take their
+//! area's turn on the engine first (`common::engine(module_path!())`), so areas do not overlap.
+
+mod common;
+
+mod acme;
+mod bad_input;
+mod cli;
+mod deploy;
+mod engine_up;
+mod hostile;
+mod init;
+mod k8s;
+mod pipelines;
+mod registry;
+mod remote;
+mod rules;
+mod ssh;
+mod swarm;
+mod tls;
+mod tool_image;
+mod watch;
