@@ -413,8 +413,9 @@ pub(crate) async fn is_current(
     Ok(have.as_deref() == Some(want.as_bytes()))
 }
 
-/// PIDs of nginx workers that accept connections (not "shutting down").
-async fn accepting_workers(engine: &Engine, id: &str) -> Result<Vec<String>> {
+/// PIDs of nginx workers that accept connections (not "shutting down"), in the edge or a site
+/// container.
+pub(crate) async fn accepting_workers(engine: &Engine, id: &str) -> Result<Vec<String>> {
     Ok(engine
         .processes(id)
         .await?

@@ -302,9 +302,30 @@ impl Session {
     async fn sync(&self, p: &Prepared, files: &BTreeSet<String>, container: &str) -> Result<usize> {
         let (tar, summary) = sync_tar(p, files)?;
         self.engine.upload_tar(container, SITE_ROOT, tar).await?;
+        let old = deploy::edge::accepting_workers(&self.engine, container).await?;
         // SIGHUP to nginx's master (the container's main process) is `nginx -s reload`
         // without an exec, which costs ~60 ms here: new workers, open_file_cache emptied.
         self.engine.signal(container, "HUP").await?;
+        // The reload is asynchronous, and an old worker keeps its open_file_cache (60 s: the
+        // replaced file's old descriptor). A tab told to reload while an old worker still
+        // takes requests can get the old page (over the edge's kept-alive connection) and
+        // never reload again. So the tabs hear of the update only once every old worker is
+        // shutting down: it has closed its listening socket and idle connections by then.
+        let gone = deploy::probe::poll_until(
+            Duration::from_secs(3),
+            Duration::from_millis(10),
+            async || {
+                let now = deploy::edge::accepting_workers(&self.engine, container).await?;
+                Ok((!now.is_empty() && !now.iter().any(|pid| old.contains(pid))).then_some(()))
+            },
+        )
+        .await?;
+        if gone.is_none() {
+            self.ui.step(
+                "nginx's old workers still take requests after 3 s: a tab may show the previous \
+                 version until the next save",
+            );
+        }
         Ok(summary.files)
     }
 

@@ -60,10 +60,7 @@ impl Watch {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!(
-            "watch never printed {what}:\n{}",
-            self.lines.lock().unwrap().join("\n")
-        );
+        panic!("watch never printed {what}:\n{}", self.output());
     }
 
     fn updates(&self) -> usize {
@@ -77,7 +74,7 @@ impl Watch {
             assert!(
                 Instant::now() < deadline,
                 "expected {n} updates:\n{}",
-                self.lines.lock().unwrap().join("\n")
+                self.output()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -97,7 +94,23 @@ impl Watch {
             std::thread::sleep(Duration::from_millis(50));
         }
         std::thread::sleep(Duration::from_millis(100));
+        self.output()
+    }
+
+    /// Everything watch printed so far. (The lock is released before a caller's assert can
+    /// panic, so the reader threads never see it poisoned.)
+    fn output(&self) -> String {
         self.lines.lock().unwrap().join("\n")
+    }
+}
+
+/// A failed test must not leave watch running (and printing) after its project is gone.
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -515,7 +528,7 @@ fn open_browser_tab_reloads_by_itself() {
         assert!(
             Instant::now() < deadline,
             "the tab never showed AFTER by itself; watch said:\n{}",
-            w.lines.lock().unwrap().join("\n")
+            w.output()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
