@@ -160,14 +160,19 @@ pub enum Command {
         #[arg(long, value_name = "TARGET")]
         target: Option<Target>,
     },
-    /// Remove every container, network and volume sitebuild created for this project (and with
-    /// --images, its images).
+    /// Remove every container, network and volume sitebuild created for this project and its
+    /// previews (and with --images, its images), or for one preview with --preview.
     ///
     /// Example: `sitebuild down --images`
     Down {
         /// Also remove the project's images.
         #[arg(long)]
         images: bool,
+        /// Take down only the preview NAME (production and other previews stay).
+        ///
+        /// Example: `sitebuild down --preview pr-42`
+        #[arg(long, value_name = "NAME")]
+        preview: Option<String>,
     },
     /// Renew the ACME certificate (tls = "acme") when less than a third of its lifetime is
     /// left; the old one keeps serving if renewal fails (exit code 1). Run it daily from a
@@ -268,6 +273,14 @@ pub struct UpArgs {
     /// Example: `--https-port 8443`
     #[arg(long, value_name = "N")]
     pub https_port: Option<u16>,
+
+    /// Deploy the current content as the preview NAME (a DNS label), a separate instance beside
+    /// production: at `NAME.<preview_domain>`, or on a free local port (kept across its
+    /// redeploys) without `preview_domain`. Production must be deployed first.
+    ///
+    /// Example: `sitebuild deploy --preview pr-42`
+    #[arg(long, value_name = "NAME")]
+    pub preview: Option<String>,
 }
 
 #[cfg(test)]

@@ -32,7 +32,11 @@ pub(crate) struct Prepared {
 impl Prepared {
     /// `<name>:<short fingerprint>`.
     pub(crate) fn tag(&self) -> String {
-        format!("{}:{}", self.config.name, site::short(&self.fingerprint))
+        format!(
+            "{}:{}",
+            self.config.image_repo(),
+            site::short(&self.fingerprint)
+        )
     }
 
     pub(crate) fn short(&self) -> &str {
@@ -135,8 +139,11 @@ pub(crate) async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Resu
     if let Some(img) = engine.image(&tag).await?
         && img.labels.get(labels::FINGERPRINT) == Some(&p.fingerprint)
     {
-        if !img.tags.contains(&format!("{}:latest", p.config.name)) {
-            engine.tag(&img.id, &p.config.name, "latest").await?;
+        if !img
+            .tags
+            .contains(&format!("{}:latest", p.config.image_repo()))
+        {
+            engine.tag(&img.id, p.config.image_repo(), "latest").await?;
         }
         return Ok(BuildOutcome::Reused { image_id: img.id });
     }
@@ -206,7 +213,9 @@ pub(crate) async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Resu
         let _ = engine.remove_image(&stage_id, true).await;
     }
     let image_id = result?;
-    engine.tag(&image_id, &p.config.name, "latest").await?;
+    engine
+        .tag(&image_id, p.config.image_repo(), "latest")
+        .await?;
     Ok(BuildOutcome::Built {
         image_id,
         took: started.elapsed(),
@@ -220,9 +229,9 @@ pub(crate) async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Resu
 async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Result<String> {
     // Not labelled with a role: it lives for one `nginx -t`, then the image is committed.
     let spec = ContainerSpec::new(
-        naming::check_container(&p.config.name),
+        naming::check_container(p.config.image_repo()),
         stage_id,
-        Labels::project(&p.config.name).build(),
+        Labels::project(p.config.image_repo()).build(),
     )
     .limits(256, 64)
     .nginx_args(layout::check_args());
@@ -251,7 +260,9 @@ async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Resu
             stop_signal: layout::STOP_SIGNAL.to_string(),
             labels: image_labels(p),
         };
-        engine.commit(&id, &p.config.name, p.short(), &config).await
+        engine
+            .commit(&id, p.config.image_repo(), p.short(), &config)
+            .await
     }
     .await;
     engine.remove(&id).await?;
@@ -340,13 +351,13 @@ pub(crate) fn check_nginx_features(base_image: &str, v_output: &str) -> Result<(
 /// Labels on the image: ours, plus the OCI ones.
 pub(crate) fn image_labels(p: &Prepared) -> HashMap<String, String> {
     let dir = &p.config.project_dir;
-    let mut l = Labels::project(&p.config.name)
+    let mut l = Labels::project(p.config.image_repo())
         .with(labels::FINGERPRINT, &p.fingerprint)
         .build();
     l.extend([
         (
             "org.opencontainers.image.title".into(),
-            p.config.name.clone(),
+            p.config.image_repo().to_string(),
         ),
         (
             "org.opencontainers.image.version".into(),

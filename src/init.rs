@@ -418,7 +418,8 @@ fn github_workflow(repo: &Path, d: &Detected) -> String {
                   known-hosts: ${{ secrets.SITEBUILD_KNOWN_HOSTS }}\n";
     format!(
         r"# Deploy the site with sitebuild (written by `sitebuild init`): every push to main goes live;
-# every pull request builds the site image (a check; nothing is deployed).
+# every pull request gets a preview (its URL on the pull request, removed when it closes), or,
+# without SITEBUILD_DOCKER_HOST, builds the site image as a check.
 #
 # Repository secrets:
 #   SITEBUILD_DOCKER_HOST   the Docker engine to deploy to, e.g. ssh://deploy@example.com
@@ -430,6 +431,7 @@ on:
   push:
     branches: [main]
   pull_request:
+    types: [opened, synchronize, reopened, closed]
   workflow_dispatch:
 
 permissions:
@@ -454,17 +456,49 @@ jobs:
         with:
           command: deploy
 {remote}
-  check:
-    if: github.event_name == 'pull_request'
+  preview:
+    if: github.event_name == 'pull_request' && github.event.action != 'closed'
     runs-on: ubuntu-latest
     timeout-minutes: 30
+    environment:
+      name: preview-pr-${{{{ github.event.number }}}}
+      url: ${{{{ steps.sitebuild.outputs.url }}}}
+    concurrency:
+      group: sitebuild-preview-${{{{ github.event.number }}}}
+      cancel-in-progress: true
+    env:
+      SB_DOCKER_HOST: ${{{{ secrets.SITEBUILD_DOCKER_HOST }}}}
     steps:
       - uses: actions/checkout@v5
-{build}      - name: Build the site image
+{build}      - name: Build the site image (no SITEBUILD_DOCKER_HOST, no preview)
+        if: env.SB_DOCKER_HOST == ''
         uses: {ACTION}
         with:
           command: build
-"
+      - name: Preview
+        id: sitebuild
+        if: env.SB_DOCKER_HOST != ''
+        uses: {ACTION}
+        with:
+          command: preview
+{remote}
+  preview-down:
+    if: github.event_name == 'pull_request' && github.event.action == 'closed'
+    runs-on: ubuntu-latest
+    timeout-minutes: 10
+    concurrency:
+      group: sitebuild-preview-${{{{ github.event.number }}}}
+      cancel-in-progress: false
+    env:
+      SB_DOCKER_HOST: ${{{{ secrets.SITEBUILD_DOCKER_HOST }}}}
+    steps:
+      - uses: actions/checkout@v5
+      - name: Remove the preview
+        if: env.SB_DOCKER_HOST != ''
+        uses: {ACTION}
+        with:
+          command: preview-down
+{remote}"
     )
 }
 

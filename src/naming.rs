@@ -8,6 +8,8 @@
 //! <project>-<fp12>-<6>  site container                       role=site
 //! <project>-check-<6>   `nginx -t` check during a build      (no role)
 //! <project>             swarm service                        role=swarm-service / swarm-task
+//! <project>-preview-<p> a preview instance (`--preview p`): its own edge, net, lock, sites;
+//!                       the edge also carries preview-of=<project>, preview=<p>, url
 //! ```
 
 use std::collections::HashMap;
@@ -22,6 +24,10 @@ pub(crate) mod labels {
     pub(crate) const HOLDER: &str = "dev.sitebuild.holder";
     pub(crate) const SINCE: &str = "dev.sitebuild.since";
     pub(crate) const MODE: &str = "dev.sitebuild.mode";
+    /// On a preview's edge: the production project's name, the preview's name, its URL.
+    pub(crate) const PREVIEW_OF: &str = "dev.sitebuild.preview-of";
+    pub(crate) const PREVIEW: &str = "dev.sitebuild.preview";
+    pub(crate) const URL: &str = "dev.sitebuild.url";
 }
 
 /// Values of the `dev.sitebuild.role` label.

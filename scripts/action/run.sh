@@ -64,10 +64,10 @@ if [ -n "${SB_REGISTRY:-}" ]; then export SITEBUILD_REGISTRY="$SB_REGISTRY"; fi
 preview=""
 case "$cmd" in
   preview | preview-down)
-    # Preview deploys (`deploy --preview`, `down --preview`) come in a later sitebuild release;
-    # until this sitebuild has the flag, say so instead of failing on an unknown argument.
+    # A sitebuild older than preview deploys (`deploy --preview`, `down --preview`): say so
+    # instead of failing on an unknown argument.
     if ! "$sb" deploy --help 2>/dev/null | grep -q -- '--preview'; then
-      fail "preview not available yet" "command $cmd: preview deploys are not available yet in $("$sb" --version 2>/dev/null || echo sitebuild) (they come in a later release). Use command: build on pull requests and command: deploy on the default branch."
+      fail "preview not available" "command $cmd: $("$sb" --version 2>/dev/null || echo this sitebuild) has no preview deploys; install the sitebuild of this action's version."
     fi
     preview="${SB_PREVIEW_NAME:-}"
     if [ -z "$preview" ]; then
@@ -90,7 +90,8 @@ case "$cmd" in
   deploy | preview)
     args+=(deploy)
     if [ -n "${SB_IMAGE:-}" ]; then args+=(--image "$SB_IMAGE"); fi
-    if [ -n "${SB_PORT:-}" ]; then args+=(--port "$SB_PORT"); fi
+    # The port input is production's; a preview gets its own (or its preview_domain name).
+    if [ -n "${SB_PORT:-}" ] && [ -z "$preview" ]; then args+=(--port "$SB_PORT"); fi
     if [ -n "${SB_BIND:-}" ]; then args+=(--bind "$SB_BIND"); fi
     if [ -n "$preview" ]; then args+=(--preview "$preview"); fi
     ;;

@@ -27,7 +27,9 @@ pub(super) async fn up(dir: &Path, args: &UpArgs, ui: &Ui, sink: &Sink) -> Resul
         ui.step(describe_build(&p, &outcome));
     }
     let release = Release::from(&p);
+    let config = deploy::preview::prepare(&engine, &config).await?;
     let result = deploy::deploy_to(&engine, &config, &release, ui).await?;
+    deploy::preview::remove_stale(&engine, &config, ui).await;
     sink.emit(&deploy_report(&config, &release, &result), ui)
 }
 
@@ -81,20 +83,24 @@ pub(super) async fn image(
         bail!("{reference}: the tag says fingerprint {tag}, the image's label says {fingerprint}");
     }
     if let Some(project) = info.labels.get(labels::PROJECT)
-        && project != &config.name
+        && project != config.image_repo()
     {
         bail!(
             "{reference} was built for project {project:?}, this is {:?} (name in sitebuild.toml): \
              deploy it from that project's directory, or set the same name",
-            config.name
+            config.image_repo()
         );
     }
     let release = Release {
-        image: format!("{}:{}", config.name, site::short(&fingerprint)),
+        image: format!("{}:{}", config.image_repo(), site::short(&fingerprint)),
         fingerprint,
     };
-    engine.tag(reference, &config.name, release.short()).await?;
+    engine
+        .tag(reference, config.image_repo(), release.short())
+        .await?;
+    let config = deploy::preview::prepare(&engine, &config).await?;
     let result = deploy::deploy_to(&engine, &config, &release, ui).await?;
+    deploy::preview::remove_stale(&engine, &config, ui).await;
     sink.emit(&deploy_report(&config, &release, &result), ui)
 }
 
@@ -106,6 +112,12 @@ pub(super) async fn rollback(
     sink: &Sink,
 ) -> Result<()> {
     let config = load(dir, &args.build, Some(args))?;
+    if let Some(p) = &config.preview {
+        bail!(
+            "--preview {}: a preview has no rollback; deploy it again with the content you want",
+            p.label
+        );
+    }
     let engine = Engine::connect().await?;
     let (release, result) = deploy::rollback(&engine, &config, fingerprint, ui).await?;
     let mut report = deploy_report(&config, &release, &result);
@@ -155,6 +167,16 @@ fn deploy_report(config: &Config, release: &Release, outcome: &Outcome) -> Repor
             ("container", json!(container)),
             ("deployed", json!(deployed)),
             ("replaced", json!(replaced.unwrap_or_default())),
+            (
+                "preview",
+                json!(
+                    config
+                        .preview
+                        .as_ref()
+                        .map(|p| p.label.clone())
+                        .unwrap_or_default()
+                ),
+            ),
         ],
     }
 }

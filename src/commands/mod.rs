@@ -68,7 +68,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             done(runtime.block_on(push::run(dir, &to, &tags, &build, &ui, &sink)))
         }
         Command::Status { target } => done(runtime.block_on(status::run(dir, target, &ui))),
-        Command::Down { images } => done(runtime.block_on(down::run(dir, images, &ui))),
+        Command::Down { images, preview } => {
+            done(runtime.block_on(down::run(dir, images, preview, &ui)))
+        }
         Command::Renew { force } => done(runtime.block_on(renew::run(dir, force, &ui))),
         Command::Init { ci, force } => done(init::run(dir, ci, force, &ui, &sink)),
         Command::Completions { shell } => done(help::completions(shell)),
@@ -87,7 +89,8 @@ fn overrides(build: &BuildArgs, up: Option<&UpArgs>) -> Overrides {
             .set("target", up.target)
             .set("replicas", up.replicas)
             .set("http_port", up.http_port)
-            .set("https_port", up.https_port);
+            .set("https_port", up.https_port)
+            .set("preview", up.preview.clone());
     }
     o
 }

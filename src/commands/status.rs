@@ -28,5 +28,8 @@ pub(super) async fn run(dir: &Path, target: Option<Target>, ui: &Ui) -> Result<(
     for line in deploy::status(&engine, &config, &current).await? {
         ui.result(line);
     }
+    for line in deploy::preview::status_lines(&engine, &config).await? {
+        ui.result(line);
+    }
     Ok(())
 }

@@ -288,6 +288,27 @@ pub(crate) const KEYS: &[Key] = &[
         flag: None,
         doc: "tls = acme: PEM file of extra root certificates to trust for the ACME server's own HTTPS (e.g. pebble's)",
     },
+    Key {
+        name: "preview",
+        kind: Kind::Str,
+        default: None,
+        flag: Some("--preview"),
+        doc: "deploy (or take down) the preview NAME instead of production: a separate instance `<name>-preview-<NAME>` serving the current content; a DNS label such as pr-42 (from the flag or SITEBUILD_PREVIEW in CI, not the file)",
+    },
+    Key {
+        name: "preview_domain",
+        kind: Kind::Str,
+        default: None,
+        flag: None,
+        doc: "previews are served at <preview>.<preview_domain> (like `domains`, TLS as configured); unset: each preview on a free local port",
+    },
+    Key {
+        name: "preview_ttl",
+        kind: Kind::Int,
+        default: Some("0"),
+        flag: None,
+        doc: "days after its last deploy a preview is removed (checked at every deploy of the project or its previews); 0 keeps previews until `down --preview`",
+    },
 ];
 
 /// The declaration of `name`. Every name passed here is a literal from [`super::Config`].

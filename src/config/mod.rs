@@ -188,6 +188,11 @@ pub(crate) struct Config {
     pub(crate) http_port: u16,
     pub(crate) https_port: u16,
     pub(crate) acme: Acme,
+    /// `--preview NAME`: this config is the preview instance (`name` is then
+    /// `<project>-preview-<NAME>`); None: production.
+    pub(crate) preview: Option<Preview>,
+    /// Days after its last deploy a preview is removed; 0: never.
+    pub(crate) preview_ttl: u64,
     /// Where each set key's value came from ("…/sitebuild.toml", "`SITEBUILD_PORT`", "--port").
     pub(crate) origin: BTreeMap<&'static str, String>,
 }
@@ -353,8 +358,20 @@ impl Config {
                     Ok(project_dir.join(checked(r, validate::file_path)?))
                 })?,
             },
+            preview: None, // below: it changes name, domains and port
+            preview_ttl: b.value("preview_ttl", |r| ranged(r, 0..=3650, "days (0 = keep)"))?,
             origin: BTreeMap::new(),
             project_dir: PathBuf::new(),
+        };
+        let preview_domain = b.optional("preview_domain", |r| {
+            let d = validate::as_str(r)?;
+            validate::domains(Raw::List(vec![format!("x.{d}")]))?;
+            Ok(d)
+        })?;
+        let preview = b.optional("preview", |r| checked(r, validate::preview_label))?;
+        let config = match preview {
+            Some(label) => preview_config(config, &label, preview_domain, &b)?,
+            None => config,
         };
         let tls = build_tls(&mut b, &project_dir, &config.domains)?;
         if tls.is_on() && config.http_port == config.https_port {
@@ -383,6 +400,12 @@ impl Config {
         }
     }
 
+    /// The repository of the project's images: the project's name, also for its previews
+    /// (a preview runs production's images and builds into them).
+    pub(crate) fn image_repo(&self) -> &str {
+        self.preview.as_ref().map_or(&self.name, |p| &p.of)
+    }
+
     /// `http://127.0.0.1:8080/` — what a browser opens.
     pub(crate) fn url(&self) -> String {
         if let Some(domain) = self.domains.first() {
@@ -393,9 +416,16 @@ impl Config {
                 (false, _, p) => format!("http://{domain}:{p}/"),
             };
         }
+        // Bound to every address: the name people reach the engine's host by (`probe_host`,
+        // else the host of a remote DOCKER_HOST), or this machine.
+        let public = || match self.probe_host.clone().or_else(crate::engine::remote_host) {
+            Some(h) if h.contains(':') => format!("[{h}]"),
+            Some(h) => h,
+            None => "localhost".to_string(),
+        };
         let host = match self.bind {
-            IpAddr::V4(v4) if v4.is_unspecified() => "localhost".to_string(),
-            IpAddr::V6(v6) if v6.is_unspecified() => "localhost".to_string(),
+            IpAddr::V4(v4) if v4.is_unspecified() => public(),
+            IpAddr::V6(v6) if v6.is_unspecified() => public(),
             IpAddr::V6(v6) => format!("[{v6}]"),
             IpAddr::V4(v4) => v4.to_string(),
         };
@@ -406,6 +436,63 @@ impl Config {
     pub(crate) fn origin_of(&self, name: &str) -> &str {
         self.origin.get(name).map_or("the default", String::as_str)
     }
+}
+
+/// The preview instance `label` of the project `config` describes: its own name (so its own
+/// edge, network, lock and containers), the project's images (`image_repo`), its own host name
+/// under `preview_domain` or no domains (then a port chosen at deploy time unless `--port` or
+/// `SITEBUILD_PORT` names one: the file's `port` is production's).
+fn preview_config(
+    config: Config,
+    label: &str,
+    preview_domain: Option<String>,
+    b: &Builder,
+) -> Result<Config> {
+    let from = b
+        .origin
+        .get("preview")
+        .map_or("the default", String::as_str);
+    if from.ends_with(CONFIG_FILE) {
+        bail!(
+            "`preview` is set in {from}: it names one deploy, not the project; pass --preview NAME \
+             (or SITEBUILD_PREVIEW in CI) and remove it from the file"
+        );
+    }
+    let name = format!("{}-preview-{label}", config.name);
+    if name.len() > 63 {
+        bail!(
+            "invalid `preview` (from {from}): the instance name {name:?} would be {} characters, more than 63; use a shorter preview name",
+            name.len()
+        );
+    }
+    let port_given = b
+        .origin
+        .get("port")
+        .is_some_and(|o| !o.ends_with(CONFIG_FILE));
+    Ok(Config {
+        preview: Some(Preview {
+            label: label.to_string(),
+            of: config.name.clone(),
+            domain: preview_domain.as_ref().map(|d| format!("{label}.{d}")),
+        }),
+        domains: preview_domain
+            .map(|d| vec![format!("{label}.{d}")])
+            .unwrap_or_default(),
+        port: if port_given { config.port } else { 0 },
+        name,
+        ..config
+    })
+}
+
+/// What makes a config a preview instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Preview {
+    /// The preview's name (`--preview`), a DNS label.
+    pub(crate) label: String,
+    /// The production project's name: its images are the preview's.
+    pub(crate) of: String,
+    /// `<label>.<preview_domain>`, or None (a local port).
+    pub(crate) domain: Option<String>,
 }
 
 /// `tls` with its files: acme by default when there are domains, off without; `files` reads
@@ -649,6 +736,64 @@ mod tests {
         assert_eq!(c.health_timeout, 30);
         assert_eq!(c.url(), "http://127.0.0.1:8080/");
         assert!(c.site_dir.ends_with("site"));
+    }
+
+    #[test]
+    fn a_preview_is_its_own_instance_of_the_projects_images() {
+        let toml = "name = \"blog\"\nport = 9001\ndomains = [\"blog.example.com\"]\n";
+        let mut ov = Overrides::default();
+        ov.set("preview", Some("pr-42".to_string()));
+        let c = load(toml, &[], ov).unwrap();
+        assert_eq!(c.name, "blog-preview-pr-42");
+        assert_eq!(c.image_repo(), "blog");
+        assert_eq!(
+            c.port, 0,
+            "the file's port is production's: chosen at deploy time"
+        );
+        assert!(
+            c.domains.is_empty(),
+            "production's domains are not the preview's"
+        );
+        assert_eq!(c.preview.as_ref().unwrap().label, "pr-42");
+
+        let c = load(
+            &format!("{toml}preview_domain = \"preview.example.com\"\n"),
+            &[("SITEBUILD_PREVIEW", "pr-7"), ("SITEBUILD_PORT", "9100")],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.domains, ["pr-7.preview.example.com"]);
+        assert_eq!(
+            c.port, 9100,
+            "an explicit port (env or flag) is the preview's"
+        );
+        let production = load(toml, &[], Overrides::default()).unwrap();
+        assert_eq!(production.image_repo(), "blog");
+        assert!(production.preview.is_none());
+    }
+
+    #[test]
+    fn bad_previews_name_the_key_and_the_fix() {
+        for (name, want) in [
+            ("PR-1", "not a preview name"),
+            ("pr_1", "not a preview name"),
+            ("-pr", "not a preview name"),
+            ("a;b", "not a preview name"),
+        ] {
+            let e = err_of("", &[("SITEBUILD_PREVIEW", name)]);
+            assert!(e.contains("`preview`") && e.contains(want), "{name}: {e}");
+            assert!(e.contains("pr-42"), "the fix shows an example: {e}");
+        }
+        let e = err_of("preview = \"pr-1\"", &[]);
+        assert!(e.contains("--preview NAME"), "{e}");
+        let e = err_of("preview_domain = \"a b\"", &[("SITEBUILD_PREVIEW", "x")]);
+        assert!(e.contains("`preview_domain`"), "{e}");
+        let long = "n".repeat(40);
+        let e = err_of(
+            &format!("name = \"{}\"", "p".repeat(30)),
+            &[("SITEBUILD_PREVIEW", &long)],
+        );
+        assert!(e.contains("more than 63"), "{e}");
     }
 
     #[test]

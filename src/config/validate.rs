@@ -353,6 +353,24 @@ pub(crate) fn check_name(name: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// A preview name: one DNS label (it becomes part of container names and, with
+/// `preview_domain`, the first label of the preview's host name).
+pub(crate) fn preview_label(s: &str) -> std::result::Result<(), String> {
+    let fix =
+        "use 1-40 lowercase letters, digits and '-', not starting or ending with '-' (e.g. pr-42)";
+    let ok = !s.is_empty()
+        && s.len() <= 40
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{s:?} is not a preview name: {fix}"))
+    }
+}
+
 /// `server_name`: space-separated hostnames (letters, digits, `-`, `.`, a leading `*.`) or `_`.
 pub(crate) fn check_server_name(s: &str) -> std::result::Result<(), String> {
     if let Some(m) = injection_message(s) {

@@ -5,6 +5,7 @@
 //!   ([`edge`] is that container, [`lock`] serializes deploys of a project)
 //! - [`swarm`]: a Docker Swarm service rolled over by swarm itself
 //! - [`probe`]: reaching the published site, and the polling loop every wait uses
+//! - [`preview`]: `--preview NAME` instances beside production (port, listing, `preview_ttl`)
 //!
 //! A new target is a module beside `local` and `swarm` and one arm in each `match` below.
 
@@ -12,6 +13,7 @@ pub(crate) mod certs;
 pub(crate) mod edge;
 mod local;
 mod lock;
+pub(crate) mod preview;
 pub(crate) mod probe;
 mod swarm;
 

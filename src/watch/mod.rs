@@ -61,6 +61,14 @@ pub(crate) async fn run(
 ) -> Result<()> {
     let cfg = Config::load(dir, &overrides)?;
     deploy::require_local(&cfg, "watch")?;
+    if let Some(p) = &cfg.preview {
+        anyhow::bail!(
+            "preview {} (from {}): watch serves the working copy on `port`; previews are made \
+             with `sitebuild deploy --preview NAME`",
+            p.label,
+            cfg.origin_of("preview")
+        );
+    }
     let engine = connect_retrying(&ui).await;
     engine
         .ensure_network(

@@ -12,6 +12,7 @@ mod hostile;
 mod init;
 mod k8s;
 mod pipelines;
+mod preview;
 mod registry;
 mod remote;
 mod rules;

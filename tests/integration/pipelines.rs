@@ -227,7 +227,11 @@ fn github_workflow_runs_under_act_and_pushes_to_a_local_registry() {
             "--env",
             "SITEBUILD_UNDER_ACT=1",
         ])
-        .args(["--env", &format!("CARGO_TARGET_DIR={}", target.display())]));
+        .args(["--env", &format!("CARGO_TARGET_DIR={}", target.display())])
+        // The binary under test first on PATH: the build job and the Action use a sitebuild of
+        // this commit when the runner has one (as a self-hosted runner would) instead of
+        // compiling a release build from scratch (~5 min here).
+        .args(["--env", &format!("PATH={}", path_with_binary_first())]));
     let pushed = tags(reg.port, &format!("sbtest/{name}"), "sb", "secret");
     // What the deploy job served, then its containers, network and volume, by label.
     let served = get(
@@ -252,6 +256,14 @@ fn github_workflow_runs_under_act_and_pushes_to_a_local_registry() {
     cleanup_images(&name, &image_repo);
     assert!(ok, "act failed:\n{out}");
     assert!(out.contains("Job succeeded"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "using {}: sitebuild",
+            env!("CARGO_BIN_EXE_sitebuild")
+        )),
+        "the build job uses the binary under test from PATH (else it compiles a release build \
+         for minutes):\n{out}"
+    );
     for job in ["sitebuild/test", "sitebuild/build", "sitebuild/deploy"] {
         assert!(
             out.contains(&format!("[{job}] 🏁  Job succeeded")),
@@ -280,6 +292,16 @@ fn github_workflow_runs_under_act_and_pushes_to_a_local_registry() {
     let served =
         served.unwrap_or_else(|e| panic!("the deployed site does not answer: {e:#}\n{out}"));
     assert_eq!(served.status, 200, "{out}");
+}
+
+/// PATH with the directory of the sitebuild binary under test first.
+fn path_with_binary_first() -> String {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sitebuild"));
+    format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 /// Python: the effective jobs of .gitlab-ci.yml as GitLab resolves them: the included component

@@ -186,6 +186,30 @@ impl Drop for Project {
             args.extend(ids.iter().map(String::as_str));
             let _ = docker(&args);
         }
+        // Previews (`--preview`) are instances named `<name>-preview-<p>`.
+        let previews = docker_lines(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("name=^{}-preview-", self.name),
+        ]);
+        if !previews.is_empty() {
+            let mut args = vec!["rm", "-f", "-v"];
+            args.extend(previews.iter().map(String::as_str));
+            let _ = docker(&args);
+        }
+        // (Network and volume name filters match substrings.)
+        for kind in ["network", "volume"] {
+            for n in docker_lines(&[
+                kind,
+                "ls",
+                "-q",
+                "--filter",
+                &format!("name={}-preview-", self.name),
+            ]) {
+                let _ = docker(&[kind, "rm", &n]);
+            }
+        }
         let _ = docker(&["network", "rm", &format!("{}-net", self.name)]);
         let _ = docker(&["volume", "rm", "-f", &format!("{}-edge", self.name)]);
         let mut imgs = self.images();
