@@ -275,7 +275,7 @@ pub struct UpArgs {
     pub https_port: Option<u16>,
 
     /// Deploy the current content as the preview NAME (a DNS label), a separate instance beside
-    /// production: at `NAME.<preview_domain>`, or on a free local port (kept across its
+    /// production: at `NAME.<preview_domain>`, or on a free port in 20000-29999 (kept across its
     /// redeploys) without `preview_domain`. Production must be deployed first.
     ///
     /// Example: `sitebuild deploy --preview pr-42`

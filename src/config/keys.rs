@@ -300,7 +300,7 @@ pub(crate) const KEYS: &[Key] = &[
         kind: Kind::Str,
         default: None,
         flag: None,
-        doc: "previews are served at <preview>.<preview_domain> (like `domains`, TLS as configured); unset: each preview on a free local port",
+        doc: "previews are served at <preview>.<preview_domain> (like `domains`, TLS as configured); unset: each preview on a free port in 20000-29999",
     },
     Key {
         name: "preview_ttl",
