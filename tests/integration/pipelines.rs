@@ -473,4 +473,83 @@ fn gitlab_build_and_deploy_job_commands_run_here() {
         out.contains("deploy skipped: no remote engine configured"),
         "{out}"
     );
+
+    // review / stop-review in a merge request pipeline, against this engine: production first
+    // (a preview is of something), then the review app answers at the URL of its dotenv report
+    // (what environment:url shows), then stop-review removes it.
+    let prod_port = free_port();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sitebuild"));
+    gitlab_env(&mut c);
+    c.env("SITEBUILD_PORT", prod_port.to_string())
+        .args(["deploy"]);
+    let (ok, out) = run(&mut c);
+    let mr = |c: &mut Command| {
+        gitlab_env(c);
+        c.env("CI_PIPELINE_SOURCE", "merge_request_event")
+            .env("CI_MERGE_REQUEST_IID", "7")
+            .env("SITEBUILD_DOCKER_HOST", "unix:///var/run/docker.sock")
+            .env_remove("CI_COMMIT_BRANCH");
+    };
+    let review_env = repo().join("review.env");
+    let review = if ok {
+        let mut c = Command::new("bash");
+        c.args(["-ec", &gitlab_script("review")]);
+        mr(&mut c);
+        run(&mut c)
+    } else {
+        (false, out)
+    };
+    let report = std::fs::read_to_string(&review_env).unwrap_or_default();
+    let _ = std::fs::remove_file(&review_env);
+    let url = report
+        .lines()
+        .find_map(|l| l.strip_prefix("SITEBUILD_URL="))
+        .unwrap_or_default()
+        .to_string();
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap_or(0);
+    let served = get(
+        ([127, 0, 0, 1], port).into(),
+        "/",
+        &[],
+        std::time::Duration::from_secs(5),
+    );
+    let mut c = Command::new("bash");
+    c.args(["-ec", &gitlab_script("stop-review")]);
+    mr(&mut c);
+    let stopped = run(&mut c);
+    let gone = get(
+        ([127, 0, 0, 1], port).into(),
+        "/",
+        &[],
+        std::time::Duration::from_secs(2),
+    );
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sitebuild"));
+    gitlab_env(&mut c);
+    c.args(["down", "--images"]);
+    let down = run(&mut c);
+    assert!(review.0, "review job failed:\n{}", review.1);
+    assert!(
+        review.1.contains("--preview mr-7") || review.1.contains("mr-7"),
+        "{}",
+        review.1
+    );
+    assert!(
+        url.starts_with("http://") && port >= 20000,
+        "SITEBUILD_URL in review.env: {report}"
+    );
+    let served =
+        served.unwrap_or_else(|e| panic!("the review app at {url} does not answer: {e:#}"));
+    assert_eq!(served.status, 200);
+    assert!(stopped.0, "stop-review failed:\n{}", stopped.1);
+    assert!(
+        gone.is_err(),
+        "the review app still answers after stop-review"
+    );
+    assert!(down.0, "{}", down.1);
 }
