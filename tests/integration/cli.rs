@@ -413,3 +413,71 @@ fn no_color_output_has_no_escape_sequences() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every file the code embeds (`include_str!`/`include_bytes!`) is in the crate `cargo
+/// package` makes, so `cargo install sitebuild` from crates.io compiles.
+#[test]
+fn the_published_crate_holds_every_embedded_file() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO"))
+        .current_dir(root)
+        .args(["package", "--list", "--locked", "--allow-dirty"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo package --list: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: std::collections::BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut embedded = Vec::new();
+    let mut dirs = vec![root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for macro_name in ["include_str!(\"", "include_bytes!(\""] {
+                for (i, _) in text.match_indices(macro_name) {
+                    let rest = &text[i + macro_name.len()..];
+                    let rel = &rest[..rest.find('"').unwrap()];
+                    let file = std::path::absolute(path.parent().unwrap().join(rel)).unwrap();
+                    let file = file
+                        .components()
+                        .fold(std::path::PathBuf::new(), |mut p, c| {
+                            if c == std::path::Component::ParentDir {
+                                p.pop();
+                            } else {
+                                p.push(c);
+                            }
+                            p
+                        });
+                    embedded.push(
+                        file.strip_prefix(root)
+                            .unwrap()
+                            .to_string_lossy()
+                            .replace('\\', "/"),
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        embedded.len() >= 6,
+        "found the embedded files: {embedded:?}"
+    );
+    let missing: Vec<&String> = embedded.iter().filter(|f| !listed.contains(*f)).collect();
+    assert!(
+        missing.is_empty(),
+        "embedded but not packaged (add them to `include` in Cargo.toml): {missing:?}"
+    );
+}
