@@ -27,6 +27,8 @@ pub(crate) struct Prepared {
     pub(crate) nginx_conf: String,
     pub(crate) dockerfile: String,
     pub(crate) fingerprint: String,
+    /// What the base image's nginx can do (decides the `.br` siblings and `brotli_static`).
+    pub(crate) base: BaseSupport,
 }
 
 impl Prepared {
@@ -40,10 +42,25 @@ impl Prepared {
     }
 }
 
+/// What the base image's nginx supports beyond what every base must have
+/// ([`check_nginx_features`]). Found by [`base_support`] (the engine), then passed to the pure
+/// stages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct BaseSupport {
+    /// The base has Debian's (Google's `ngx_brotli`) static brotli module at
+    /// [`BROTLI_STATIC_MODULE`]: the config loads it and serves the `.br` siblings.
+    pub(crate) brotli: bool,
+}
+
+/// Where a base image with brotli keeps its static module (Debian's
+/// `libnginx-mod-http-brotli-static`, and `scripts/offline-base.sh`'s image).
+pub(crate) const BROTLI_STATIC_MODULE: &str =
+    "/usr/lib/nginx/modules/ngx_http_brotli_static_module.so";
+
 /// Scan, hash, render and fingerprint. Every bad input fails here, before the engine is used.
-pub(crate) fn prepare(config: &Config) -> Result<Prepared> {
+pub(crate) fn prepare(config: &Config, base: BaseSupport) -> Result<Prepared> {
     let mut site = site::scan(&config.site_dir)?;
-    let nginx_conf = render_nginx(config, &site.not_found_pages())?;
+    let nginx_conf = render_nginx(config, &site.not_found_pages(), base)?;
     site::hash_files(&mut site)?;
     let dockerfile = context::dockerfile(&config.base_image);
     let fingerprint = site::fingerprint(
@@ -53,6 +70,7 @@ pub(crate) fn prepare(config: &Config) -> Result<Prepared> {
             nginx_conf: &nginx_conf,
             dockerfile: &dockerfile,
             precompress_min_size: config.precompress_min_size,
+            brotli: base.brotli,
         },
     );
     Ok(Prepared {
@@ -61,13 +79,117 @@ pub(crate) fn prepare(config: &Config) -> Result<Prepared> {
         nginx_conf,
         dockerfile,
         fingerprint,
+        base,
+    })
+}
+
+impl Prepared {
+    /// The same site for a base that supports `base`: the config re-rendered and the
+    /// fingerprint recomputed (no rescan, no rehash). `prepare` runs first with the default
+    /// (gzip only) so every bad input fails before the engine is asked about the base.
+    pub(crate) fn with_base(mut self, base: BaseSupport) -> Result<Prepared> {
+        if base == self.base {
+            return Ok(self);
+        }
+        self.nginx_conf = render_nginx(&self.config, &self.site.not_found_pages(), base)?;
+        self.fingerprint = site::fingerprint(
+            &self.site,
+            &FingerprintInputs {
+                base_image: &self.config.base_image,
+                nginx_conf: &self.nginx_conf,
+                dockerfile: &self.dockerfile,
+                precompress_min_size: self.config.precompress_min_size,
+                brotli: base.brotli,
+            },
+        );
+        self.base = base;
+        Ok(self)
+    }
+}
+
+/// [`prepare`], then what the base supports ([`base_support`]): the version `build` makes.
+pub(crate) async fn prepare_for(engine: &Engine, config: &Config) -> Result<Prepared> {
+    let p = prepare(config, BaseSupport::default())?;
+    let base = base_support(engine, config).await?;
+    p.with_base(base)
+}
+
+/// What the base image `config.base_image` supports, pulled first if it is not local.
+///
+/// Probed once per base image ID: a container is created from the base (never started) and
+/// the engine is asked for [`BROTLI_STATIC_MODULE`] in its filesystem; the answer is kept in
+/// `$XDG_CACHE_HOME/sitebuild/base-support/<image id>` (else `~/.cache/…`), so later runs cost
+/// one image inspect. An image ID names immutable content, so the entry never goes stale; a
+/// rebuilt base is a new ID and is probed again.
+pub(crate) async fn base_support(engine: &Engine, config: &Config) -> Result<BaseSupport> {
+    let base = &config.base_image;
+    engine.ensure_base_image(base).await?;
+    let Some(img) = engine.image(base).await? else {
+        bail!("base image {base} disappeared while sitebuild was using it; run again");
+    };
+    let id = img.id.trim_start_matches("sha256:").to_string();
+    let entry = base_support_dir().map(|d| d.join(&id));
+    if let Some(text) = entry.as_ref().and_then(|e| std::fs::read_to_string(e).ok()) {
+        match text.trim() {
+            "brotli=1" => return Ok(BaseSupport { brotli: true }),
+            "brotli=0" => return Ok(BaseSupport { brotli: false }),
+            _ => {} // damaged: probe again
+        }
+    }
+    let spec = ContainerSpec::new(
+        naming::probe_container(&config.name),
+        &img.id,
+        Labels::project(&config.name).build(),
+    )
+    .limits(64, 16)
+    .nginx_args(vec!["-v".to_string()]);
+    let cid = engine.create(&spec).await?;
+    let found = engine.download_file(&cid, BROTLI_STATIC_MODULE).await;
+    engine.remove(&cid).await?;
+    let support = BaseSupport {
+        brotli: found
+            .with_context(|| format!("cannot look for the brotli module in base image {base}"))?
+            .is_some(),
+    };
+    if let Some(entry) = entry {
+        // A cache that cannot be written costs one probe next time, not the build.
+        let _ = write_atomically(&entry, format!("brotli={}\n", u8::from(support.brotli)));
+    }
+    Ok(support)
+}
+
+/// `$XDG_CACHE_HOME/sitebuild/base-support`, else `$HOME/.cache/sitebuild/base-support`.
+fn base_support_dir() -> Option<std::path::PathBuf> {
+    crate::precompress::cache_root().map(|r| r.join("base-support"))
+}
+
+fn write_atomically(path: &std::path::Path, text: String) -> Result<()> {
+    let dir = path.parent().expect("entries live in a directory");
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// The one line `build` prints about brotli: None when the base serves `.br` siblings.
+pub(crate) fn brotli_note(p: &Prepared) -> Option<String> {
+    (!p.base.brotli).then(|| {
+        format!(
+            "gzip only: base image {} has no brotli module ({BROTLI_STATIC_MODULE}); the offline base from scripts/offline-base.sh has it",
+            p.config.base_image
+        )
     })
 }
 
 /// The site's nginx.conf: `_redirects` and `_headers` ([`rules::load`], errors with the file and
 /// line), clean URLs, trailing slash and the nearest of `not_found_pages` compiled into the
 /// template's `rules_http`, `rules_server` and `try_files`.
-pub(crate) fn render_nginx(config: &Config, not_found_pages: &[String]) -> Result<String> {
+pub(crate) fn render_nginx(
+    config: &Config,
+    not_found_pages: &[String],
+    base: BaseSupport,
+) -> Result<String> {
     let shown = config
         .site_dir
         .strip_prefix(&config.project_dir)
@@ -90,6 +212,7 @@ pub(crate) fn render_nginx(config: &Config, not_found_pages: &[String]) -> Resul
     let conf = render::render_for(
         config,
         not_found_pages.iter().any(|p| p == "404.html"),
+        base.brotli,
         &generated,
     )?;
     let has_rules = compiled != rules::compile(&[], &[], rules::DEFAULT_HEADERS)?
@@ -160,8 +283,11 @@ pub(crate) async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Resu
             site: &prepared.site,
             nginx_conf: &prepared.nginx_conf,
             dockerfile: &prepared.dockerfile,
-            precompress_min_size: prepared.config.precompress_min_size,
-            cache: cache.as_ref(),
+            siblings: context::Siblings {
+                min_size: prepared.config.precompress_min_size,
+                brotli: prepared.base.brotli,
+                cache: cache.as_ref(),
+            },
         };
         let mut out = ChannelWriter::new(tx.clone());
         let result = context::write_tar(&ctx, &mut out).and_then(|s| {

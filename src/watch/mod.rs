@@ -255,7 +255,19 @@ impl Session {
 
     async fn try_update(&mut self, initial: bool) -> Result<Option<(Prepared, LivePath)>> {
         let cfg = Config::load(&self.dir, &self.overrides)?;
-        let p = image::prepare(&cfg)?;
+        // Bad input fails before the engine is asked what the base supports.
+        let p = image::prepare(&cfg, image::BaseSupport::default())?;
+        let base = match image::base_support(&self.engine, &cfg).await {
+            Ok(base) => base,
+            // The engine may be restarting: reconnect once and ask again.
+            Err(_) if self.engine.ping().await.is_err() => {
+                self.ui.step("the engine does not answer; waiting for it…");
+                self.engine = connect_retrying(&self.ui).await;
+                image::base_support(&self.engine, &cfg).await?
+            }
+            Err(e) => return Err(e),
+        };
+        let p = p.with_base(base)?;
         if let Some((last, container)) = &self.last {
             if last.fingerprint == p.fingerprint && !initial {
                 return Ok(None);

@@ -9,6 +9,7 @@ use anyhow::Result;
 use crate::config::{CONFIG_FILE, Config};
 use crate::context::{self, ContextSummary};
 use crate::image::Prepared;
+use crate::precompress::Codec;
 use crate::site;
 
 /// How an update went live.
@@ -60,24 +61,25 @@ pub(crate) fn can_sync(old: &Prepared, new: &Prepared, d: &Delta) -> bool {
     let same_runtime = same_rules
         && old.nginx_conf == new.nginx_conf
         && old.dockerfile == new.dockerfile
+        && old.base == new.base
         && old.config.precompress_min_size == new.config.precompress_min_size
         && old.config.name == new.config.name
         && old.config.port == new.config.port
         && old.config.bind == new.config.bind;
     let gz_ok = d.changed.iter().all(|rel| {
-        let had = old
-            .site
-            .files
-            .iter()
-            .find(|f| &f.rel == rel)
-            .is_some_and(|f| context::wants_gzip(&old.site, f, old.config.precompress_min_size));
-        let has = new
-            .site
-            .files
-            .iter()
-            .find(|f| &f.rel == rel)
-            .is_some_and(|f| context::wants_gzip(&new.site, f, new.config.precompress_min_size));
-        !had || has
+        [Codec::Gzip, Codec::Brotli].into_iter().all(|codec| {
+            let wants = |p: &Prepared| {
+                (codec == Codec::Gzip || p.base.brotli)
+                    && p.site
+                        .files
+                        .iter()
+                        .find(|f| &f.rel == rel)
+                        .is_some_and(|f| {
+                            context::wants_sibling(&p.site, f, p.config.precompress_min_size, codec)
+                        })
+            };
+            !wants(old) || wants(new)
+        })
     });
     same_runtime && d.removed.is_empty() && gz_ok && !d.changed.is_empty()
 }
@@ -94,8 +96,11 @@ pub(crate) fn sync_tar(
         &mut tar,
         &p.site,
         "",
-        p.config.precompress_min_size,
-        cache.as_ref(),
+        &context::Siblings {
+            min_size: p.config.precompress_min_size,
+            brotli: p.base.brotli,
+            cache: cache.as_ref(),
+        },
         |f| files.contains(&f.rel),
         &mut summary,
     )?;
@@ -135,7 +140,7 @@ mod tests {
 
     fn prepared(dir: &Path) -> Prepared {
         let cfg = Config::load_with_env(dir, &Overrides::default(), &Default::default()).unwrap();
-        image::prepare(&cfg).unwrap()
+        image::prepare(&cfg, image::BaseSupport::default()).unwrap()
     }
 
     #[test]
