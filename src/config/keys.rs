@@ -132,7 +132,7 @@ pub(crate) const KEYS: &[Key] = &[
         kind: Kind::Int,
         default: Some("1024"),
         flag: None,
-        doc: "text files at least this many bytes get a .gz sibling at build time",
+        doc: "text files at least this many bytes get a .gz sibling at build time (and a .br one when the base has the brotli module)",
     },
     Key {
         name: "no_cache",

@@ -6,6 +6,7 @@ mod common;
 mod acme;
 mod bad_input;
 mod cli;
+mod compression;
 mod deploy;
 mod engine_up;
 mod hostile;
