@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use crate::layout::{CONTAINER_PORT, FIXED_MTIME, IMAGE_DIR, NGINX, RUN_AS, serve_args};
 use crate::precompress::{Cache, Codec, compressed_file};
 use crate::site::{Site, SiteFile};
+use crate::skew::{CARRIED_LIST, Carried, Carry};
 
 /// Extensions precompressed at build time for `gzip_static` (and `brotli_static`).
 pub(crate) const TEXT_EXTENSIONS: &[&str] = &[
@@ -78,6 +79,8 @@ pub(crate) struct BuildContext<'a> {
     pub(crate) nginx_conf: &'a str,
     pub(crate) dockerfile: &'a str,
     pub(crate) siblings: Siblings<'a>,
+    /// Hashed assets of earlier versions (skew protection), packed beside the site's files.
+    pub(crate) carry: &'a Carry,
 }
 
 /// Which precompressed siblings the site files get.
@@ -110,6 +113,12 @@ pub(crate) struct ContextSummary {
     pub(crate) gz_bytes: u64,
     pub(crate) br_files: usize,
     pub(crate) br_bytes: u64,
+    /// Skew protection: files of earlier versions, their bytes, and from how many versions
+    /// (and how many were left out by `skew_max_size`).
+    pub(crate) carried_files: usize,
+    pub(crate) carried_bytes: u64,
+    pub(crate) carried_versions: usize,
+    pub(crate) carried_left_out: usize,
 }
 
 /// Should `f` get a `codec` sibling? Text files of at least `min_size` bytes, unless the site
@@ -151,6 +160,7 @@ enum Item<'a> {
     Dir,
     File(&'a SiteFile),
     Sibling(&'a SiteFile, Codec),
+    Carried(&'a Carried),
 }
 
 /// Stream the context as a tar into `out`. Reads each file once, holds at most one compressed
@@ -169,6 +179,17 @@ pub(crate) fn write_tar<W: Write>(ctx: &BuildContext<'_>, out: W) -> Result<Cont
         .context("cannot write the build context")?;
     let mut h = header(tar::EntryType::Directory, 0o755, 0, FIXED_MTIME);
     tar.append_data(&mut h, "sitebuild/", std::io::empty())?;
+    // Sorted order: "sitebuild/carried.txt" < "sitebuild/html/".
+    if !ctx.carry.files.is_empty() {
+        let list = ctx.carry.list();
+        let mut h = header(
+            tar::EntryType::Regular,
+            0o644,
+            list.len() as u64,
+            FIXED_MTIME,
+        );
+        tar.append_data(&mut h, format!("sitebuild/{CARRIED_LIST}"), list.as_bytes())?;
+    }
     let mut h = header(tar::EntryType::Directory, 0o755, 0, FIXED_MTIME);
     tar.append_data(&mut h, "sitebuild/html/", std::io::empty())?;
 
@@ -177,9 +198,12 @@ pub(crate) fn write_tar<W: Write>(ctx: &BuildContext<'_>, out: W) -> Result<Cont
         ctx.site,
         "sitebuild/html/",
         &ctx.siblings,
+        &ctx.carry.files,
         |_| true,
         &mut summary,
     )?;
+    summary.carried_versions = ctx.carry.versions;
+    summary.carried_left_out = ctx.carry.left_out;
     // After the html/ tree: every entry in sorted order
     // ("sitebuild/html/…" < "sitebuild/mime.types" < "sitebuild/nginx.conf").
     let mime = MIME_TYPES.as_bytes();
@@ -213,12 +237,23 @@ pub(crate) fn append_site<W: Write>(
     site: &Site,
     prefix: &str,
     siblings: &Siblings<'_>,
+    carried: &[Carried],
     select: impl Fn(&SiteFile) -> bool,
     summary: &mut ContextSummary,
 ) -> Result<()> {
     let cache = siblings.cache;
     let mut items: Vec<(String, Item<'_>)> = Vec::new();
-    for d in &site.dirs {
+    // Carried files may live in directories the site no longer has.
+    let mut dirs: std::collections::BTreeSet<&str> = site.dirs.iter().map(String::as_str).collect();
+    for c in carried {
+        let mut rel = c.rel.as_str();
+        while let Some((parent, _)) = rel.rsplit_once('/') {
+            dirs.insert(parent);
+            rel = parent;
+        }
+        items.push((format!("{prefix}{}", c.rel), Item::Carried(c)));
+    }
+    for d in dirs {
         items.push((format!("{prefix}{d}/"), Item::Dir));
     }
     for f in site.files.iter().filter(|f| select(f)) {
@@ -309,6 +344,17 @@ fn append_batch<'a, W: Write>(
                     })?;
                 summary.files += 1;
                 summary.site_bytes += f.size;
+            }
+            Item::Carried(c) => {
+                let mut h = header(
+                    tar::EntryType::Regular,
+                    c.mode,
+                    c.bytes.len() as u64,
+                    c.mtime,
+                );
+                tar.append_data(&mut h, path, c.bytes.as_slice())?;
+                summary.carried_files += 1;
+                summary.carried_bytes += c.bytes.len() as u64;
             }
             Item::Sibling(f, codec) => {
                 let gz = made
@@ -411,6 +457,7 @@ mod tests {
                 brotli,
                 cache,
             },
+            carry: &Carry::default(),
         };
         let mut out = Vec::new();
         let summary = write_tar(&ctx, &mut out).unwrap();
@@ -532,6 +579,87 @@ mod tests {
                 assert_eq!(plain, fs::read(d.path().join(rel)).unwrap(), "{path}");
             }
         }
+    }
+
+    #[test]
+    fn carried_files_are_packed_sorted_with_their_dirs_and_list() {
+        let d = fixture();
+        let mut site = scan(d.path()).unwrap();
+        hash_files(&mut site).unwrap();
+        let df = dockerfile("sitebuild/nginx:offline");
+        let carry = crate::skew::select(
+            vec![vec![
+                Carried {
+                    rel: "old/js/app.0123abcd.js".into(),
+                    mode: 0o644,
+                    mtime: 946_684_999,
+                    bytes: b"old bytes".to_vec(),
+                    from: "aaaaaaaaaaaa".into(),
+                },
+                Carried {
+                    rel: "css/site.89abcdef.css".into(),
+                    mode: 0o644,
+                    mtime: 946_685_000,
+                    bytes: b"old css".to_vec(),
+                    from: "aaaaaaaaaaaa".into(),
+                },
+            ]],
+            1024,
+        );
+        let tar_of = |carry: &Carry| {
+            let ctx = BuildContext {
+                site: &site,
+                nginx_conf: "events {}\n",
+                dockerfile: &df,
+                siblings: Siblings {
+                    min_size: 1024,
+                    brotli: false,
+                    cache: None,
+                },
+                carry,
+            };
+            let mut out = Vec::new();
+            let summary = write_tar(&ctx, &mut out).unwrap();
+            (out, summary)
+        };
+        let (a, summary) = tar_of(&carry);
+        assert_eq!(a, tar_of(&carry).0, "byte-identical");
+        assert_eq!(
+            (
+                summary.carried_files,
+                summary.carried_bytes,
+                summary.carried_versions
+            ),
+            (2, 16, 1)
+        );
+        let names: Vec<String> = manifest(&a)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted, "entries in sorted order");
+        for want in [
+            "sitebuild/carried.txt",
+            "sitebuild/html/old/",
+            "sitebuild/html/old/js/",
+            "sitebuild/html/old/js/app.0123abcd.js",
+            "sitebuild/html/css/site.89abcdef.css",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+        }
+        assert_eq!(
+            names.iter().filter(|n| *n == "sitebuild/html/css/").count(),
+            1,
+            "a directory once"
+        );
+        let (plain, _) = tar_of(&Carry::default());
+        assert_eq!(
+            plain,
+            build(d.path()).0,
+            "nothing carried: the tar as before"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::naming::{self, Labels, labels};
 use crate::render;
 use crate::rules::{self, routes::RouteOptions, routes::compile_routes};
 use crate::site::{self, FingerprintInputs, Site};
+use crate::skew;
 use crate::ui::Ui;
 
 /// Everything the engine needs, computed without touching it.
@@ -253,7 +254,14 @@ impl BuildOutcome {
 }
 
 /// Build the image unless one with this fingerprint exists; tag `<name>:<fp>` and `<name>:latest`.
-pub(crate) async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<BuildOutcome> {
+/// With `skew`, the image also carries the hashed assets of the project's earlier images
+/// ([`skew::collect`]; `watch` does without).
+pub(crate) async fn ensure_image(
+    engine: &Engine,
+    p: &Prepared,
+    ui: &Ui,
+    skew: bool,
+) -> Result<BuildOutcome> {
     let tag = p.tag();
     if let Some(img) = engine.image(&tag).await?
         && img.labels.get(labels::FINGERPRINT) == Some(&p.fingerprint)
@@ -266,6 +274,11 @@ pub(crate) async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Resu
     engine.ensure_base_image(&p.config.base_image).await?;
 
     let started = Instant::now();
+    let carry = if skew {
+        skew::collect(engine, p).await?
+    } else {
+        skew::Carry::default()
+    };
     ui.step(format!(
         "building {tag} ({} files, {} bytes) on {}",
         p.site.files.len(),
@@ -288,6 +301,7 @@ pub(crate) async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Resu
                 brotli: prepared.base.brotli,
                 cache: cache.as_ref(),
             },
+            carry: &carry,
         };
         let mut out = ChannelWriter::new(tx.clone());
         let result = context::write_tar(&ctx, &mut out).and_then(|s| {

@@ -23,7 +23,7 @@ pub(super) async fn build_image(
     let engine = Engine::connect().await?;
     let base = image::base_support(&engine, config).await?;
     let p = p.with_base(base)?;
-    let outcome = image::ensure_image(&engine, &p, ui).await?;
+    let outcome = image::ensure_image(&engine, &p, ui, true).await?;
     Ok((engine, p, outcome))
 }
 
@@ -44,8 +44,30 @@ pub(super) fn describe_build(p: &Prepared, outcome: &BuildOutcome) -> String {
                 ),
                 Some(note) => format!("{} .gz siblings; {note}", summary.gz_files),
             };
+            let skew = match summary.carried_files {
+                0 => String::new(),
+                n => format!(
+                    "; skew protection: kept {n} hashed file{} ({} KiB) of {} earlier version{}",
+                    if n == 1 { "" } else { "s" },
+                    summary.carried_bytes.div_ceil(1024),
+                    summary.carried_versions,
+                    if summary.carried_versions == 1 {
+                        ""
+                    } else {
+                        "s"
+                    },
+                ),
+            };
+            let left_out = match summary.carried_left_out {
+                0 => String::new(),
+                n => format!(
+                    "; the hashed assets of {n} older version{} did not fit in skew_max_size ({} bytes)",
+                    if n == 1 { "" } else { "s" },
+                    p.config.skew_max_size
+                ),
+            };
             format!(
-                "built {} in {:.1} s ({} files, {precompressed})",
+                "built {} in {:.1} s ({} files, {precompressed}{skew}{left_out})",
                 p.tag(),
                 took.as_secs_f64(),
                 summary.files,

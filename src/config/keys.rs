@@ -170,6 +170,13 @@ pub(crate) const KEYS: &[Key] = &[
         doc: "images of the project kept for rollback (the live one always is)",
     },
     Key {
+        name: "skew_max_size",
+        kind: Kind::Int,
+        default: Some("52428800"),
+        flag: None,
+        doc: "bytes of content-hashed assets of the previous keep_images - 1 versions packed into a new image, so pages loaded before a deploy still get their assets (skew protection); 0 turns it off",
+    },
+    Key {
         name: "lock_timeout",
         kind: Kind::Int,
         default: Some("300"),

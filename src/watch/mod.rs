@@ -294,7 +294,8 @@ impl Session {
                 return Err(e);
             }
         }
-        image::ensure_image(&self.engine, &p, &self.ui).await?;
+        // No skew protection in development: a rebuild stays as fast as it can be.
+        image::ensure_image(&self.engine, &p, &self.ui, false).await?;
         let outcome = deploy::deploy_dev(
             &self.engine,
             &cfg,

@@ -101,6 +101,7 @@ pub(crate) fn sync_tar(
             brotli: p.base.brotli,
             cache: cache.as_ref(),
         },
+        &[],
         |f| files.contains(&f.rel),
         &mut summary,
     )?;
