@@ -8,6 +8,10 @@
 //!   copied into the live dev container's site volume, and nginx reloads (which also empties its
 //!   open-file cache). Everything else (templates, config, deleted files) takes the **rebuild**
 //!   path: a real image and the health-gated swap of `deploy`.
+//! - **CSS hot-swap**: when a fast-path update changed only `.css` files, open tabs are told to
+//!   swap those stylesheets (cache-busting query; the old `<link>` goes once the new one
+//!   loaded) instead of reloading: scroll position and page state survive. Anything else
+//!   reloads the tabs.
 //! - Errors (template, config, `_redirects`/`_headers`, missing index.html, engine down) are
 //!   printed and the loop goes on; the last good version stays live. The next good state always
 //!   prints one line, `✔ <fp> live again (nothing to rebuild)` when it is the live one.
@@ -207,8 +211,15 @@ impl Session {
             Ok(Some((p, how))) => {
                 self.failed = false;
                 self.generation += 1;
+                let css = match &how {
+                    LivePath::Sync { css, .. } => css.clone(),
+                    LivePath::Rebuild => None,
+                };
                 if let Some(lr) = &self.livereload {
-                    lr.reload(self.generation);
+                    match &css {
+                        Some(paths) => lr.swap_css(self.generation, paths),
+                        None => lr.reload(self.generation),
+                    }
                 }
                 let took = started.elapsed();
                 let took = if took < Duration::from_secs(1) {
@@ -217,7 +228,7 @@ impl Session {
                     format!("{:.1} s", took.as_secs_f64())
                 };
                 let how = match how {
-                    LivePath::Sync { files } => {
+                    LivePath::Sync { files, .. } => {
                         format!("sync, {files} file{}", if files == 1 { "" } else { "s" })
                     }
                     LivePath::Rebuild => "rebuild".to_string(),
@@ -227,7 +238,14 @@ impl Session {
                     .as_ref()
                     .map(livereload::LiveReload::clients)
                     .filter(|n| *n > 0)
-                    .map(|n| format!(", {n} tab{} reloaded", if n == 1 { "" } else { "s" }))
+                    .map(|n| {
+                        let s = if n == 1 { "" } else { "s" };
+                        if css.is_some() {
+                            format!(", stylesheets swapped in {n} tab{s} (no reload)")
+                        } else {
+                            format!(", {n} tab{s} reloaded")
+                        }
+                    })
                     .unwrap_or_default();
                 self.ui
                     .result(format!("✔ {} live in {took} ({how}){tabs}", p.short()));
@@ -278,7 +296,9 @@ impl Session {
                 match self.sync(&p, &d.changed, &container).await {
                     Ok(files) => {
                         self.last = Some((p.clone(), container));
-                        return Ok(Some((p, LivePath::Sync { files })));
+                        // Only stylesheets: tabs swap them in place, page state kept.
+                        let css = livereload::only_stylesheets(&d.changed);
+                        return Ok(Some((p, LivePath::Sync { files, css })));
                     }
                     Err(e) => self.ui.step(format!("sync failed, rebuilding: {e:#}")),
                 }

@@ -15,7 +15,11 @@ use crate::site;
 /// How an update went live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum LivePath {
-    Sync { files: usize },
+    Sync {
+        files: usize,
+        /// Only these stylesheets changed (tabs swap them instead of reloading).
+        css: Option<Vec<String>>,
+    },
     Rebuild,
 }
 

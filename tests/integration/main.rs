@@ -16,6 +16,7 @@ mod pipelines;
 mod registry;
 mod remote;
 mod rules;
+mod skew;
 mod ssh;
 mod swarm;
 mod tls;
