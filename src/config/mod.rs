@@ -768,6 +768,7 @@ mod tests {
             ("health_timeout = 601", "`health_timeout`"),
             ("drain = -1", "`drain`"),
             ("keep_images = 0", "`keep_images`"),
+            ("skew_max_size = -1", "`skew_max_size`"),
             ("lock_timeout = 0", "`lock_timeout`"),
             ("replicas = 0", "`replicas`"),
             ("replicas = -3", "`replicas`"),
