@@ -124,14 +124,13 @@ pub(crate) async fn prepare_for(engine: &Engine, config: &Config) -> Result<Prep
 /// rebuilt base is a new ID and is probed again.
 pub(crate) async fn base_support(engine: &Engine, config: &Config) -> Result<BaseSupport> {
     let base = &config.base_image;
-    let img = match engine.image(base).await? {
-        Some(img) => img,
-        None => {
-            engine.ensure_base_image(base).await?;
-            engine.image(base).await?.with_context(|| {
-                format!("base image {base} disappeared while sitebuild was using it; run again")
-            })?
-        }
+    let img = if let Some(img) = engine.image(base).await? {
+        img
+    } else {
+        engine.ensure_base_image(base).await?;
+        engine.image(base).await?.with_context(|| {
+            format!("base image {base} disappeared while sitebuild was using it; run again")
+        })?
     };
     let id = img.id.trim_start_matches("sha256:").to_string();
     let entry = base_support_dir().map(|d| d.join(&id));
