@@ -108,10 +108,13 @@ impl Prepared {
     }
 }
 
-/// [`prepare`], then what the base supports ([`base_support`]): the version `build` makes.
+/// [`prepare`], then what the base supports when it is on the engine ([`local_base_support`];
+/// never pulls): the version `build` makes.
 pub(crate) async fn prepare_for(engine: &Engine, config: &Config) -> Result<Prepared> {
     let p = prepare(config, BaseSupport::default())?;
-    let base = base_support(engine, config).await?;
+    let base = local_base_support(engine, config)
+        .await?
+        .unwrap_or_default();
     p.with_base(base)
 }
 
@@ -123,21 +126,34 @@ pub(crate) async fn prepare_for(engine: &Engine, config: &Config) -> Result<Prep
 /// one image inspect. An image ID names immutable content, so the entry never goes stale; a
 /// rebuilt base is a new ID and is probed again.
 pub(crate) async fn base_support(engine: &Engine, config: &Config) -> Result<BaseSupport> {
+    if let Some(support) = local_base_support(engine, config).await? {
+        return Ok(support);
+    }
+    engine.ensure_base_image(&config.base_image).await?;
+    local_base_support(engine, config).await?.with_context(|| {
+        format!(
+            "base image {} disappeared while sitebuild was using it; run again",
+            config.base_image
+        )
+    })
+}
+
+/// [`base_support`] without a pull: None when the base image is not on the engine (`render`
+/// and `status` never pull).
+pub(crate) async fn local_base_support(
+    engine: &Engine,
+    config: &Config,
+) -> Result<Option<BaseSupport>> {
     let base = &config.base_image;
-    let img = if let Some(img) = engine.image(base).await? {
-        img
-    } else {
-        engine.ensure_base_image(base).await?;
-        engine.image(base).await?.with_context(|| {
-            format!("base image {base} disappeared while sitebuild was using it; run again")
-        })?
+    let Some(img) = engine.image(base).await? else {
+        return Ok(None);
     };
     let id = img.id.trim_start_matches("sha256:").to_string();
     let entry = base_support_dir().map(|d| d.join(&id));
     if let Some(text) = entry.as_ref().and_then(|e| std::fs::read_to_string(e).ok()) {
         match text.trim() {
-            "brotli=1" => return Ok(BaseSupport { brotli: true }),
-            "brotli=0" => return Ok(BaseSupport { brotli: false }),
+            "brotli=1" => return Ok(Some(BaseSupport { brotli: true })),
+            "brotli=0" => return Ok(Some(BaseSupport { brotli: false })),
             _ => {} // damaged: probe again
         }
     }
@@ -160,7 +176,7 @@ pub(crate) async fn base_support(engine: &Engine, config: &Config) -> Result<Bas
         // A cache that cannot be written costs one probe next time, not the build.
         let _ = write_atomically(&entry, format!("brotli={}\n", u8::from(support.brotli)));
     }
-    Ok(support)
+    Ok(Some(support))
 }
 
 /// `$XDG_CACHE_HOME/sitebuild/base-support`, else `$HOME/.cache/sitebuild/base-support`.

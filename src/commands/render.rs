@@ -13,20 +13,30 @@ use crate::k8s;
 use crate::site;
 use crate::ui::Ui;
 
-/// What the base supports, when the engine answers; else gzip only, said once on stderr
-/// (`render` works without an engine).
+/// What the base supports, when the engine answers and has the base (`render` never pulls);
+/// else gzip only, said once on stderr (`render` works without an engine).
 fn base_support(config: &Config, ui: &Ui, runtime: &tokio::runtime::Runtime) -> BaseSupport {
     let probed = runtime.block_on(async {
         let engine = Engine::connect().await?;
-        image::base_support(&engine, config).await
+        image::local_base_support(&engine, config).await
     });
-    probed.unwrap_or_else(|e| {
-        ui.step(format!(
-            "rendered for a base without brotli (cannot ask the engine about {}: {e:#})",
-            config.base_image
-        ));
-        BaseSupport::default()
-    })
+    match probed {
+        Ok(Some(support)) => support,
+        Ok(None) => {
+            ui.step(format!(
+                "rendered for a base without brotli: base image {} is not on the engine (build pulls it)",
+                config.base_image
+            ));
+            BaseSupport::default()
+        }
+        Err(e) => {
+            ui.step(format!(
+                "rendered for a base without brotli (cannot ask the engine about {}: {e:#})",
+                config.base_image
+            ));
+            BaseSupport::default()
+        }
+    }
 }
 
 pub(super) fn nginx(
