@@ -8,6 +8,7 @@ fn old_hashed_assets_survive_one_deploy_and_removed_plain_files_do_not() {
         return;
     };
     let p = Project::new("skew");
+    p.write_toml("drain = 0\n");
     // Version N: the fixture's assets/app.3f2a1c9b.css plus a hashed script and a plain file.
     let js_n = "console.log('version N');\n".repeat(100);
     std::fs::write(p.site("assets/main-aaaa1111.js"), &js_n).unwrap();
@@ -24,9 +25,14 @@ fn old_hashed_assets_survive_one_deploy_and_removed_plain_files_do_not() {
     std::fs::write(p.site("assets/app.4e5f6071.css"), "body { color: blue }\n").unwrap();
     std::fs::write(p.site("assets/main-bbbb2222.js"), "console.log('N+1');\n").unwrap();
     let out = p.ok(&["up"]);
+    let built = out
+        .lines()
+        .find(|l| l.starts_with("built "))
+        .unwrap_or_default();
+    eprintln!("{built}");
     assert!(
-        out.contains("skew protection: kept"),
-        "build says what it kept: {out}"
+        built.contains("skew protection: kept 6 hashed files"),
+        "build says what it kept (2 assets, each with .gz and .br): {out}"
     );
 
     // N's page asks for N's assets: still there, same bytes, still immutable; gzip too.
@@ -46,7 +52,7 @@ fn old_hashed_assets_survive_one_deploy_and_removed_plain_files_do_not() {
     assert_eq!(p.get("/notes.txt").status, 404);
 
     // keep_images = 2: N+2 carries only N+1's assets; N's are gone with N's image.
-    p.write_toml("keep_images = 2\n");
+    p.write_toml("drain = 0\nkeep_images = 2\n");
     std::fs::remove_file(p.site("assets/main-bbbb2222.js")).unwrap();
     std::fs::write(p.site("assets/main-cccc3333.js"), "console.log('N+2');\n").unwrap();
     p.ok(&["up"]);
