@@ -36,6 +36,24 @@ fn br_is_negotiated_on_the_offline_base_and_gzip_still_works() {
     p.ok(&["up"]);
     let original = std::fs::read(p.site("assets/app.3f2a1c9b.css")).unwrap();
 
+    // `render` shows the config build used (it asks the engine too), and gixy finds nothing in it.
+    let render = p.cmd(&["render"]).output().unwrap();
+    let conf = String::from_utf8(render.stdout).unwrap();
+    assert!(conf.contains("load_module /usr/lib/nginx/modules/ngx_http_brotli_static_module.so;"));
+    assert!(conf.contains("brotli_static on;"), "{conf}");
+    if have("gixy") {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, &conf).unwrap();
+        let out = std::process::Command::new("gixy")
+            .args(["-f", "json"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(report, "[]", "gixy findings in the brotli config");
+    }
+
     let plain = p.get(CSS);
     assert_eq!(
         (plain.status, plain.header("content-encoding")),

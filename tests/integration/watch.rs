@@ -646,7 +646,10 @@ fn css_edit_swaps_the_stylesheet_without_a_reload() {
     // The reloaded page gets the current stylesheet (once it has loaded).
     let deadline = Instant::now() + Duration::from_secs(10);
     while browser.eval(color) != "rgb(0, 0, 255)" {
-        assert!(Instant::now() < deadline, "the reloaded page lost the new style");
+        assert!(
+            Instant::now() < deadline,
+            "the reloaded page lost the new style"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     w.stop();
