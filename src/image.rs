@@ -295,7 +295,18 @@ pub(crate) async fn ensure_image(
 
     let started = Instant::now();
     let carry = if skew {
-        skew::collect(engine, p).await?
+        let carry = skew::collect(engine, p).await?;
+        ui.detail(format!(
+            "skew protection: read {} earlier version{} in {} ms",
+            carry.versions + carry.left_out,
+            if carry.versions + carry.left_out == 1 {
+                ""
+            } else {
+                "s"
+            },
+            started.elapsed().as_millis()
+        ));
+        carry
     } else {
         skew::Carry::default()
     };
