@@ -63,25 +63,16 @@ pub(crate) fn prepare(config: &Config, base: BaseSupport) -> Result<Prepared> {
     let mut site = site::scan(&config.site_dir)?;
     let nginx_conf = render_nginx(config, &site.not_found_pages(), base)?;
     site::hash_files(&mut site)?;
-    let dockerfile = context::dockerfile(&config.base_image);
-    let fingerprint = site::fingerprint(
-        &site,
-        &FingerprintInputs {
-            base_image: &config.base_image,
-            nginx_conf: &nginx_conf,
-            dockerfile: &dockerfile,
-            precompress_min_size: config.precompress_min_size,
-            brotli: base.brotli,
-        },
-    );
-    Ok(Prepared {
+    let mut p = Prepared {
         config: config.clone(),
         site,
         nginx_conf,
-        dockerfile,
-        fingerprint,
+        dockerfile: context::dockerfile(&config.base_image),
+        fingerprint: String::new(),
         base,
-    })
+    };
+    p.fingerprint = p.compute_fingerprint();
+    Ok(p)
 }
 
 impl Prepared {
@@ -93,18 +84,22 @@ impl Prepared {
             return Ok(self);
         }
         self.nginx_conf = render_nginx(&self.config, &self.site.not_found_pages(), base)?;
-        self.fingerprint = site::fingerprint(
+        self.base = base;
+        self.fingerprint = self.compute_fingerprint();
+        Ok(self)
+    }
+
+    fn compute_fingerprint(&self) -> String {
+        site::fingerprint(
             &self.site,
             &FingerprintInputs {
                 base_image: &self.config.base_image,
                 nginx_conf: &self.nginx_conf,
                 dockerfile: &self.dockerfile,
                 precompress_min_size: self.config.precompress_min_size,
-                brotli: base.brotli,
+                brotli: self.base.brotli,
             },
-        );
-        self.base = base;
-        Ok(self)
+        )
     }
 }
 
@@ -636,6 +631,31 @@ mod tests {
 
     const V_1_30: &str = "nginx version: nginx/1.30.6\nbuilt with OpenSSL 3.6.5\n\
         configure arguments: --with-http_v2_module --with-http_gzip_static_module\n";
+
+    #[test]
+    fn with_base_equals_preparing_for_that_base() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("site")).unwrap();
+        std::fs::write(d.path().join("site/index.html"), "hi").unwrap();
+        let cfg = Config::load_with_env(
+            d.path(),
+            &crate::config::Overrides::default(),
+            &Default::default(),
+        )
+        .unwrap();
+        let gzip = prepare(&cfg, BaseSupport::default()).unwrap();
+        let br = BaseSupport { brotli: true };
+        let direct = prepare(&cfg, br).unwrap();
+        let upgraded = gzip.clone().with_base(br).unwrap();
+        assert_eq!(upgraded.fingerprint, direct.fingerprint);
+        assert_eq!(upgraded.nginx_conf, direct.nginx_conf);
+        assert_eq!(upgraded.base, br);
+        assert_ne!(upgraded.fingerprint, gzip.fingerprint);
+        assert!(direct.nginx_conf.contains("brotli_static on;"));
+        assert!(!gzip.nginx_conf.contains("brotli"));
+        let back = upgraded.with_base(BaseSupport::default()).unwrap();
+        assert_eq!(back.fingerprint, gzip.fingerprint);
+    }
 
     #[test]
     fn nginx_versions_parse() {
