@@ -4,7 +4,7 @@
 //!   update per burst of changes; events that arrive during an update make exactly one
 //!   follow-up update. Dotfiles and ignored paths trigger nothing.
 //! - **Fast path** (`sync`): only site files were added or changed → the same tar entries the
-//!   image build would write (bytes, mode, mtime, `.gz` sibling: [`context::append_site`]) are
+//!   image build would write (bytes, mode, mtime, `.gz`/`.br` siblings: [`context::append_site`]) are
 //!   copied into the live dev container's site volume, and nginx reloads (which also empties its
 //!   open-file cache). Everything else (templates, config, deleted files) takes the **rebuild**
 //!   path: a real image and the health-gated swap of `deploy`.

@@ -175,6 +175,30 @@ mod tests {
         let v4 = prepared(d.path());
         assert!(!can_sync(&v3, &v4, &delta(&v3, &v4)), "_headers added");
 
+        // A base that gained brotli changes every image: never a sync. On a brotli base, a
+        // changed stylesheet syncs with both siblings, as the image has them.
+        let br = image::BaseSupport { brotli: true };
+        std::fs::write(site.join("a.css"), "d { color: red }\n".repeat(200)).unwrap();
+        let v5 = prepared(d.path());
+        assert!(can_sync(&v4, &v5, &delta(&v4, &v5)), "same base: sync");
+        let v5 = v5.with_base(br).unwrap();
+        assert!(!can_sync(&v4, &v5, &delta(&v4, &v5)), "brotli appeared");
+        std::fs::write(site.join("a.css"), "e { color: red }\n".repeat(200)).unwrap();
+        let v6 = prepared(d.path()).with_base(br).unwrap();
+        let d56 = delta(&v5, &v6);
+        assert!(can_sync(&v5, &v6, &d56));
+        let (tar, summary) = sync_tar(&v6, &d56.changed).unwrap();
+        assert_eq!(
+            (summary.files, summary.gz_files, summary.br_files),
+            (1, 1, 1)
+        );
+        let names: Vec<String> = tar::Archive::new(tar.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.contains(&"a.css.br".to_string()), "{names:?}");
+
         let cfg = v4.config.clone();
         let ignore = ignore::gitignore::Gitignore::empty();
         assert!(is_relevant(&cfg, &ignore, &site.join("_headers")));
