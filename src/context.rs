@@ -1,5 +1,5 @@
 //! The build context: a generated Dockerfile, the rendered nginx.conf and the site (plus `.gz`
-//! siblings) as a deterministic tar. Same inputs → byte-identical tar: entries sorted, uid/gid 0,
+//! siblings, and `.br` ones when the base serves brotli) as a deterministic tar. Same inputs → byte-identical tar: entries sorted, uid/gid 0,
 //! fixed modes, and each file's mtime derived from its content hash (so nginx's `ETag` and
 //! Last-Modified change exactly when the bytes do, and never flip between identical builds).
 
@@ -8,10 +8,11 @@ use std::io::{Read, Write};
 use anyhow::{Context, Result};
 
 use crate::layout::{CONTAINER_PORT, FIXED_MTIME, IMAGE_DIR, NGINX, RUN_AS, serve_args};
-use crate::precompress::{Cache, gzip_file};
+use crate::precompress::{Cache, Codec, compressed_file};
 use crate::site::{Site, SiteFile};
+use crate::skew::{CARRIED_LIST, Carried, Carry};
 
-/// Extensions precompressed at build time for `gzip_static`.
+/// Extensions precompressed at build time for `gzip_static` (and `brotli_static`).
 pub(crate) const TEXT_EXTENSIONS: &[&str] = &[
     "html",
     "htm",
@@ -77,9 +78,30 @@ pub(crate) struct BuildContext<'a> {
     pub(crate) site: &'a Site,
     pub(crate) nginx_conf: &'a str,
     pub(crate) dockerfile: &'a str,
-    pub(crate) precompress_min_size: u64,
-    /// Where `.gz` siblings of unchanged files come from (None: `--no-cache`).
+    pub(crate) siblings: Siblings<'a>,
+    /// Hashed assets of earlier versions (skew protection), packed beside the site's files.
+    pub(crate) carry: &'a Carry,
+}
+
+/// Which precompressed siblings the site files get.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Siblings<'a> {
+    /// `precompress_min_size`: smaller files get none.
+    pub(crate) min_size: u64,
+    /// `.br` siblings too (the base has the brotli module).
+    pub(crate) brotli: bool,
+    /// Where the siblings of unchanged files come from (None: `--no-cache`).
     pub(crate) cache: Option<&'a Cache>,
+}
+
+impl Siblings<'_> {
+    pub(crate) fn codecs(&self) -> &'static [Codec] {
+        if self.brotli {
+            &[Codec::Gzip, Codec::Brotli]
+        } else {
+            &[Codec::Gzip]
+        }
+    }
 }
 
 /// What was written.
@@ -89,10 +111,19 @@ pub(crate) struct ContextSummary {
     pub(crate) gz_files: usize,
     pub(crate) site_bytes: u64,
     pub(crate) gz_bytes: u64,
+    pub(crate) br_files: usize,
+    pub(crate) br_bytes: u64,
+    /// Skew protection: files of earlier versions, their bytes, and from how many versions
+    /// (and how many were left out by `skew_max_size`).
+    pub(crate) carried_files: usize,
+    pub(crate) carried_bytes: u64,
+    pub(crate) carried_versions: usize,
+    pub(crate) carried_left_out: usize,
 }
 
-/// Should `f` get a `.gz` sibling?
-pub(crate) fn wants_gzip(site: &Site, f: &SiteFile, min_size: u64) -> bool {
+/// Should `f` get a `codec` sibling? Text files of at least `min_size` bytes, unless the site
+/// has a file of that name itself.
+pub(crate) fn wants_sibling(site: &Site, f: &SiteFile, min_size: u64, codec: Codec) -> bool {
     let ext = f
         .rel
         .rsplit_once('.')
@@ -101,7 +132,7 @@ pub(crate) fn wants_gzip(site: &Site, f: &SiteFile, min_size: u64) -> bool {
     f.size >= min_size
         && f.size > 0
         && TEXT_EXTENSIONS.contains(&ext.as_str())
-        && !site.has(&format!("{}.gz", f.rel))
+        && !site.has(&format!("{}{}", f.rel, codec.suffix()))
 }
 
 /// Content-derived mtime: stable for the same bytes, different when they change.
@@ -128,7 +159,8 @@ fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header
 enum Item<'a> {
     Dir,
     File(&'a SiteFile),
-    Gz(&'a SiteFile),
+    Sibling(&'a SiteFile, Codec),
+    Carried(&'a Carried),
 }
 
 /// Stream the context as a tar into `out`. Reads each file once, holds at most one compressed
@@ -147,6 +179,17 @@ pub(crate) fn write_tar<W: Write>(ctx: &BuildContext<'_>, out: W) -> Result<Cont
         .context("cannot write the build context")?;
     let mut h = header(tar::EntryType::Directory, 0o755, 0, FIXED_MTIME);
     tar.append_data(&mut h, "sitebuild/", std::io::empty())?;
+    // Sorted order: "sitebuild/carried.txt" < "sitebuild/html/".
+    if !ctx.carry.files.is_empty() {
+        let list = ctx.carry.list();
+        let mut h = header(
+            tar::EntryType::Regular,
+            0o644,
+            list.len() as u64,
+            FIXED_MTIME,
+        );
+        tar.append_data(&mut h, format!("sitebuild/{CARRIED_LIST}"), list.as_bytes())?;
+    }
     let mut h = header(tar::EntryType::Directory, 0o755, 0, FIXED_MTIME);
     tar.append_data(&mut h, "sitebuild/html/", std::io::empty())?;
 
@@ -154,11 +197,13 @@ pub(crate) fn write_tar<W: Write>(ctx: &BuildContext<'_>, out: W) -> Result<Cont
         &mut tar,
         ctx.site,
         "sitebuild/html/",
-        ctx.precompress_min_size,
-        ctx.cache,
+        &ctx.siblings,
+        &ctx.carry.files,
         |_| true,
         &mut summary,
     )?;
+    summary.carried_versions = ctx.carry.versions;
+    summary.carried_left_out = ctx.carry.left_out;
     // After the html/ tree: every entry in sorted order
     // ("sitebuild/html/…" < "sitebuild/mime.types" < "sitebuild/nginx.conf").
     let mime = MIME_TYPES.as_bytes();
@@ -183,43 +228,60 @@ pub(crate) fn write_tar<W: Write>(ctx: &BuildContext<'_>, out: W) -> Result<Cont
     Ok(summary)
 }
 
-/// Append the site's directories, the files `select` picks and their `.gz` siblings under
-/// `prefix`, in sorted order. The build context and `watch`'s fast path both use this, so a file
-/// synced into a dev container has the bytes, mode, mtime and `.gz` sibling the image would have.
+/// Append the site's directories, the files `select` picks and their `.gz` (and `.br`)
+/// siblings under `prefix`, in sorted order. The build context and `watch`'s fast path both use
+/// this, so a file synced into a dev container has the bytes, mode, mtime and siblings the image
+/// would have.
 pub(crate) fn append_site<W: Write>(
     tar: &mut tar::Builder<W>,
     site: &Site,
     prefix: &str,
-    precompress_min_size: u64,
-    cache: Option<&Cache>,
+    siblings: &Siblings<'_>,
+    carried: &[Carried],
     select: impl Fn(&SiteFile) -> bool,
     summary: &mut ContextSummary,
 ) -> Result<()> {
+    let cache = siblings.cache;
     let mut items: Vec<(String, Item<'_>)> = Vec::new();
-    for d in &site.dirs {
+    // Carried files may live in directories the site no longer has.
+    let mut dirs: std::collections::BTreeSet<&str> = site.dirs.iter().map(String::as_str).collect();
+    for c in carried {
+        let mut rel = c.rel.as_str();
+        while let Some((parent, _)) = rel.rsplit_once('/') {
+            dirs.insert(parent);
+            rel = parent;
+        }
+        items.push((format!("{prefix}{}", c.rel), Item::Carried(c)));
+    }
+    for d in dirs {
         items.push((format!("{prefix}{d}/"), Item::Dir));
     }
     for f in site.files.iter().filter(|f| select(f)) {
         items.push((format!("{prefix}{}", f.rel), Item::File(f)));
-        if wants_gzip(site, f, precompress_min_size) {
-            items.push((format!("{prefix}{}.gz", f.rel), Item::Gz(f)));
+        for &codec in siblings.codecs() {
+            if wants_sibling(site, f, siblings.min_size, codec) {
+                items.push((
+                    format!("{prefix}{}{}", f.rel, codec.suffix()),
+                    Item::Sibling(f, codec),
+                ));
+            }
         }
     }
     items.sort_by(|a, b| a.0.cmp(&b.0));
 
-    // Compression is the slow part: the `.gz` siblings of each batch are made (or read from
-    // the cache) on all cores first, then the batch is written in order (the archive is the
-    // same either way).
+    // Compression is the slow part: the siblings of each batch are made (or read from the
+    // cache) on all cores first, then the batch is written in order (the archive is the same
+    // either way).
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     for batch in items.chunks(8 * threads) {
-        let gz_items: Vec<&SiteFile> = batch
+        let gz_items: Vec<(&SiteFile, Codec)> = batch
             .iter()
             .filter_map(|(_, item)| match item {
-                Item::Gz(f) => Some(*f),
+                Item::Sibling(f, codec) => Some((*f, *codec)),
                 _ => None,
             })
             .collect();
-        let mut made: std::collections::HashMap<&str, Vec<u8>> = std::collections::HashMap::new();
+        let mut made: Made<'_> = std::collections::HashMap::new();
         std::thread::scope(|scope| -> Result<()> {
             let per = gz_items.len().div_ceil(threads).max(1);
             let handles: Vec<_> = gz_items
@@ -228,7 +290,10 @@ pub(crate) fn append_site<W: Write>(
                     scope.spawn(move || {
                         chunk
                             .iter()
-                            .map(|f| gzip_file(f, cache).map(|gz| (f.rel.as_str(), gz)))
+                            .map(|(f, codec)| {
+                                compressed_file(f, *codec, cache)
+                                    .map(|gz| ((f.rel.as_str(), *codec), gz))
+                            })
                             .collect::<Result<Vec<_>>>()
                     })
                 })
@@ -246,10 +311,13 @@ pub(crate) fn append_site<W: Write>(
     Ok(())
 }
 
-fn append_batch<W: Write>(
+/// The siblings of one batch, by file and codec.
+type Made<'a> = std::collections::HashMap<(&'a str, Codec), Vec<u8>>;
+
+fn append_batch<'a, W: Write>(
     tar: &mut tar::Builder<W>,
-    batch: &[(String, Item<'_>)],
-    made: &mut std::collections::HashMap<&str, Vec<u8>>,
+    batch: &[(String, Item<'a>)],
+    made: &mut Made<'a>,
     summary: &mut ContextSummary,
 ) -> Result<()> {
     for (path, item) in batch {
@@ -277,8 +345,21 @@ fn append_batch<W: Write>(
                 summary.files += 1;
                 summary.site_bytes += f.size;
             }
-            Item::Gz(f) => {
-                let gz = made.remove(f.rel.as_str()).expect("compressed above");
+            Item::Carried(c) => {
+                let mut h = header(
+                    tar::EntryType::Regular,
+                    c.mode,
+                    c.bytes.len() as u64,
+                    c.mtime,
+                );
+                tar.append_data(&mut h, path, c.bytes.as_slice())?;
+                summary.carried_files += 1;
+                summary.carried_bytes += c.bytes.len() as u64;
+            }
+            Item::Sibling(f, codec) => {
+                let gz = made
+                    .remove(&(f.rel.as_str(), codec))
+                    .expect("compressed above");
                 if gz.len() as u64 >= f.size {
                     continue; // compression would not help: nginx serves the original
                 }
@@ -289,8 +370,16 @@ fn append_batch<W: Write>(
                     content_mtime(f),
                 );
                 tar.append_data(&mut h, path, gz.as_slice())?;
-                summary.gz_files += 1;
-                summary.gz_bytes += gz.len() as u64;
+                match codec {
+                    Codec::Gzip => {
+                        summary.gz_files += 1;
+                        summary.gz_bytes += gz.len() as u64;
+                    }
+                    Codec::Brotli => {
+                        summary.br_files += 1;
+                        summary.br_bytes += gz.len() as u64;
+                    }
+                }
             }
         }
     }
@@ -348,6 +437,14 @@ mod tests {
     }
 
     fn build_with(dir: &std::path::Path, cache: Option<&Cache>) -> (Vec<u8>, ContextSummary) {
+        build_full(dir, cache, false)
+    }
+
+    fn build_full(
+        dir: &std::path::Path,
+        cache: Option<&Cache>,
+        brotli: bool,
+    ) -> (Vec<u8>, ContextSummary) {
         let mut site = scan(dir).unwrap();
         hash_files(&mut site).unwrap();
         let df = dockerfile("sitebuild/nginx:offline");
@@ -355,8 +452,12 @@ mod tests {
             site: &site,
             nginx_conf: "events {}\n",
             dockerfile: &df,
-            precompress_min_size: 1024,
-            cache,
+            siblings: Siblings {
+                min_size: 1024,
+                brotli,
+                cache,
+            },
+            carry: &Carry::default(),
         };
         let mut out = Vec::new();
         let summary = write_tar(&ctx, &mut out).unwrap();
@@ -433,6 +534,132 @@ mod tests {
             }
         }
         assert!(found);
+    }
+
+    #[test]
+    fn br_siblings_are_stable_decompress_and_respect_user_files() {
+        let d = fixture();
+        fs::write(d.path().join("pre.js.br"), "user supplied").unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(cache_dir.path(), crate::precompress::DEFAULT_MAX_BYTES);
+        let (a, summary) = build_full(d.path(), None, true);
+        let (cold, _) = build_full(d.path(), Some(&cache), true);
+        let (warm, _) = build_full(d.path(), Some(&cache), true);
+        assert_eq!(a, cold, "byte-identical with a cold cache");
+        assert_eq!(a, warm, "byte-identical with a warm cache");
+        assert_eq!((summary.gz_files, summary.br_files), (2, 2));
+        let (gz_only, gz_summary) = build(d.path());
+        assert_eq!(gz_summary.br_files, 0);
+        assert_ne!(a, gz_only);
+        let names = manifest(&a).unwrap();
+        let br: Vec<&String> = names
+            .iter()
+            .filter(|l| l.rsplit('.').next() == Some("br"))
+            .collect();
+        assert_eq!(
+            br.len(),
+            3,
+            "index.html.br, css/site.css.br, the user's pre.js.br: {br:?}"
+        );
+        let mut archive = tar::Archive::new(a.as_slice());
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            if path == "sitebuild/html/pre.js.br" {
+                assert_eq!(
+                    bytes, b"user supplied",
+                    "the site's own .br is kept as it is"
+                );
+            } else if let Some(orig) = path.strip_suffix(".br") {
+                let mut plain = Vec::new();
+                brotli::BrotliDecompress(&mut bytes.as_slice(), &mut plain).unwrap();
+                let rel = orig.strip_prefix("sitebuild/html/").unwrap();
+                assert_eq!(plain, fs::read(d.path().join(rel)).unwrap(), "{path}");
+            }
+        }
+    }
+
+    #[test]
+    fn carried_files_are_packed_sorted_with_their_dirs_and_list() {
+        let d = fixture();
+        let mut site = scan(d.path()).unwrap();
+        hash_files(&mut site).unwrap();
+        let df = dockerfile("sitebuild/nginx:offline");
+        let carry = crate::skew::select(
+            vec![vec![
+                Carried {
+                    rel: "old/js/app.0123abcd.js".into(),
+                    mode: 0o644,
+                    mtime: 946_684_999,
+                    bytes: b"old bytes".to_vec(),
+                    from: "aaaaaaaaaaaa".into(),
+                },
+                Carried {
+                    rel: "css/site.89abcdef.css".into(),
+                    mode: 0o644,
+                    mtime: 946_685_000,
+                    bytes: b"old css".to_vec(),
+                    from: "aaaaaaaaaaaa".into(),
+                },
+            ]],
+            1024,
+        );
+        let tar_of = |carry: &Carry| {
+            let ctx = BuildContext {
+                site: &site,
+                nginx_conf: "events {}\n",
+                dockerfile: &df,
+                siblings: Siblings {
+                    min_size: 1024,
+                    brotli: false,
+                    cache: None,
+                },
+                carry,
+            };
+            let mut out = Vec::new();
+            let summary = write_tar(&ctx, &mut out).unwrap();
+            (out, summary)
+        };
+        let (a, summary) = tar_of(&carry);
+        assert_eq!(a, tar_of(&carry).0, "byte-identical");
+        assert_eq!(
+            (
+                summary.carried_files,
+                summary.carried_bytes,
+                summary.carried_versions
+            ),
+            (2, 16, 1)
+        );
+        let names: Vec<String> = manifest(&a)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted, "entries in sorted order");
+        for want in [
+            "sitebuild/carried.txt",
+            "sitebuild/html/old/",
+            "sitebuild/html/old/js/",
+            "sitebuild/html/old/js/app.0123abcd.js",
+            "sitebuild/html/css/site.89abcdef.css",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+        }
+        assert_eq!(
+            names.iter().filter(|n| *n == "sitebuild/html/css/").count(),
+            1,
+            "a directory once"
+        );
+        let (plain, _) = tar_of(&Carry::default());
+        assert_eq!(
+            plain,
+            build(d.path()).0,
+            "nothing carried: the tar as before"
+        );
     }
 
     #[test]

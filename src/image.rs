@@ -17,6 +17,7 @@ use crate::naming::{self, Labels, labels};
 use crate::render;
 use crate::rules::{self, routes::RouteOptions, routes::compile_routes};
 use crate::site::{self, FingerprintInputs, Site};
+use crate::skew;
 use crate::ui::Ui;
 
 /// Everything the engine needs, computed without touching it.
@@ -27,6 +28,8 @@ pub(crate) struct Prepared {
     pub(crate) nginx_conf: String,
     pub(crate) dockerfile: String,
     pub(crate) fingerprint: String,
+    /// What the base image's nginx can do (decides the `.br` siblings and `brotli_static`).
+    pub(crate) base: BaseSupport,
 }
 
 impl Prepared {
@@ -44,34 +47,169 @@ impl Prepared {
     }
 }
 
+/// What the base image's nginx supports beyond what every base must have
+/// ([`check_nginx_features`]). Found by [`base_support`] (the engine), then passed to the pure
+/// stages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct BaseSupport {
+    /// The base has Debian's (Google's `ngx_brotli`) static brotli module at
+    /// [`BROTLI_STATIC_MODULE`]: the config loads it and serves the `.br` siblings.
+    pub(crate) brotli: bool,
+}
+
+/// Where a base image with brotli keeps its static module (Debian's
+/// `libnginx-mod-http-brotli-static`, and `scripts/offline-base.sh`'s image).
+pub(crate) const BROTLI_STATIC_MODULE: &str =
+    "/usr/lib/nginx/modules/ngx_http_brotli_static_module.so";
+
 /// Scan, hash, render and fingerprint. Every bad input fails here, before the engine is used.
-pub(crate) fn prepare(config: &Config) -> Result<Prepared> {
+pub(crate) fn prepare(config: &Config, base: BaseSupport) -> Result<Prepared> {
     let mut site = site::scan(&config.site_dir)?;
-    let nginx_conf = render_nginx(config, &site.not_found_pages())?;
+    let nginx_conf = render_nginx(config, &site.not_found_pages(), base)?;
     site::hash_files(&mut site)?;
-    let dockerfile = context::dockerfile(&config.base_image);
-    let fingerprint = site::fingerprint(
-        &site,
-        &FingerprintInputs {
-            base_image: &config.base_image,
-            nginx_conf: &nginx_conf,
-            dockerfile: &dockerfile,
-            precompress_min_size: config.precompress_min_size,
-        },
-    );
-    Ok(Prepared {
+    let mut p = Prepared {
         config: config.clone(),
         site,
         nginx_conf,
-        dockerfile,
-        fingerprint,
+        dockerfile: context::dockerfile(&config.base_image),
+        fingerprint: String::new(),
+        base,
+    };
+    p.fingerprint = p.compute_fingerprint();
+    Ok(p)
+}
+
+impl Prepared {
+    /// The same site for a base that supports `base`: the config re-rendered and the
+    /// fingerprint recomputed (no rescan, no rehash). `prepare` runs first with the default
+    /// (gzip only) so every bad input fails before the engine is asked about the base.
+    pub(crate) fn with_base(mut self, base: BaseSupport) -> Result<Prepared> {
+        if base == self.base {
+            return Ok(self);
+        }
+        self.nginx_conf = render_nginx(&self.config, &self.site.not_found_pages(), base)?;
+        self.base = base;
+        self.fingerprint = self.compute_fingerprint();
+        Ok(self)
+    }
+
+    fn compute_fingerprint(&self) -> String {
+        site::fingerprint(
+            &self.site,
+            &FingerprintInputs {
+                base_image: &self.config.base_image,
+                nginx_conf: &self.nginx_conf,
+                dockerfile: &self.dockerfile,
+                precompress_min_size: self.config.precompress_min_size,
+                brotli: self.base.brotli,
+            },
+        )
+    }
+}
+
+/// [`prepare`], then what the base supports when it is on the engine ([`local_base_support`];
+/// never pulls): the version `build` makes.
+pub(crate) async fn prepare_for(engine: &Engine, config: &Config) -> Result<Prepared> {
+    let p = prepare(config, BaseSupport::default())?;
+    let base = local_base_support(engine, config)
+        .await?
+        .unwrap_or_default();
+    p.with_base(base)
+}
+
+/// What the base image `config.base_image` supports, pulled first if it is not local.
+///
+/// Probed once per base image ID: a container is created from the base (never started) and
+/// the engine is asked for [`BROTLI_STATIC_MODULE`] in its filesystem; the answer is kept in
+/// `$XDG_CACHE_HOME/sitebuild/base-support/<image id>` (else `~/.cache/…`), so later runs cost
+/// one image inspect. An image ID names immutable content, so the entry never goes stale; a
+/// rebuilt base is a new ID and is probed again.
+pub(crate) async fn base_support(engine: &Engine, config: &Config) -> Result<BaseSupport> {
+    if let Some(support) = local_base_support(engine, config).await? {
+        return Ok(support);
+    }
+    engine.ensure_base_image(&config.base_image).await?;
+    local_base_support(engine, config).await?.with_context(|| {
+        format!(
+            "base image {} disappeared while sitebuild was using it; run again",
+            config.base_image
+        )
+    })
+}
+
+/// [`base_support`] without a pull: None when the base image is not on the engine (`render`
+/// and `status` never pull).
+pub(crate) async fn local_base_support(
+    engine: &Engine,
+    config: &Config,
+) -> Result<Option<BaseSupport>> {
+    let base = &config.base_image;
+    let Some(img) = engine.image(base).await? else {
+        return Ok(None);
+    };
+    let id = img.id.trim_start_matches("sha256:").to_string();
+    let entry = base_support_dir().map(|d| d.join(&id));
+    if let Some(text) = entry.as_ref().and_then(|e| std::fs::read_to_string(e).ok()) {
+        match text.trim() {
+            "brotli=1" => return Ok(Some(BaseSupport { brotli: true })),
+            "brotli=0" => return Ok(Some(BaseSupport { brotli: false })),
+            _ => {} // damaged: probe again
+        }
+    }
+    let spec = ContainerSpec::new(
+        naming::probe_container(&config.name),
+        &img.id,
+        Labels::project(&config.name).build(),
+    )
+    .limits(64, 16)
+    .nginx_args(vec!["-v".to_string()]);
+    let cid = engine.create(&spec).await?;
+    let found = engine.download_file(&cid, BROTLI_STATIC_MODULE).await;
+    engine.remove(&cid).await?;
+    let support = BaseSupport {
+        brotli: found
+            .with_context(|| format!("cannot look for the brotli module in base image {base}"))?
+            .is_some(),
+    };
+    if let Some(entry) = entry {
+        // A cache that cannot be written costs one probe next time, not the build.
+        let _ = write_atomically(&entry, format!("brotli={}\n", u8::from(support.brotli)));
+    }
+    Ok(Some(support))
+}
+
+/// `$XDG_CACHE_HOME/sitebuild/base-support`, else `$HOME/.cache/sitebuild/base-support`.
+fn base_support_dir() -> Option<std::path::PathBuf> {
+    crate::precompress::cache_root().map(|r| r.join("base-support"))
+}
+
+fn write_atomically(path: &std::path::Path, text: String) -> Result<()> {
+    let dir = path.parent().expect("entries live in a directory");
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// The one line `build` prints about brotli: None when the base serves `.br` siblings.
+pub(crate) fn brotli_note(p: &Prepared) -> Option<String> {
+    (!p.base.brotli).then(|| {
+        format!(
+            "gzip only: base image {} has no brotli module ({BROTLI_STATIC_MODULE}); the offline base from scripts/offline-base.sh has it",
+            p.config.base_image
+        )
     })
 }
 
 /// The site's nginx.conf: `_redirects` and `_headers` ([`rules::load`], errors with the file and
 /// line), clean URLs, trailing slash and the nearest of `not_found_pages` compiled into the
 /// template's `rules_http`, `rules_server` and `try_files`.
-pub(crate) fn render_nginx(config: &Config, not_found_pages: &[String]) -> Result<String> {
+pub(crate) fn render_nginx(
+    config: &Config,
+    not_found_pages: &[String],
+    base: BaseSupport,
+) -> Result<String> {
     let shown = config
         .site_dir
         .strip_prefix(&config.project_dir)
@@ -94,6 +232,7 @@ pub(crate) fn render_nginx(config: &Config, not_found_pages: &[String]) -> Resul
     let conf = render::render_for(
         config,
         not_found_pages.iter().any(|p| p == "404.html"),
+        base.brotli,
         &generated,
     )?;
     let has_rules = compiled != rules::compile(&[], &[], rules::DEFAULT_HEADERS)?
@@ -134,7 +273,14 @@ impl BuildOutcome {
 }
 
 /// Build the image unless one with this fingerprint exists; tag `<name>:<fp>` and `<name>:latest`.
-pub(crate) async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Result<BuildOutcome> {
+/// With `skew`, the image also carries the hashed assets of the project's earlier images
+/// ([`skew::collect`]; `watch` does without).
+pub(crate) async fn ensure_image(
+    engine: &Engine,
+    p: &Prepared,
+    ui: &Ui,
+    skew: bool,
+) -> Result<BuildOutcome> {
     let tag = p.tag();
     if let Some(img) = engine.image(&tag).await?
         && img.labels.get(labels::FINGERPRINT) == Some(&p.fingerprint)
@@ -150,6 +296,22 @@ pub(crate) async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Resu
     engine.ensure_base_image(&p.config.base_image).await?;
 
     let started = Instant::now();
+    let carry = if skew {
+        let carry = skew::collect(engine, p).await?;
+        ui.detail(format!(
+            "skew protection: read {} earlier version{} in {} ms",
+            carry.versions + carry.left_out,
+            if carry.versions + carry.left_out == 1 {
+                ""
+            } else {
+                "s"
+            },
+            started.elapsed().as_millis()
+        ));
+        carry
+    } else {
+        skew::Carry::default()
+    };
     ui.step(format!(
         "building {tag} ({} files, {} bytes) on {}",
         p.site.files.len(),
@@ -167,8 +329,12 @@ pub(crate) async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Resu
             site: &prepared.site,
             nginx_conf: &prepared.nginx_conf,
             dockerfile: &prepared.dockerfile,
-            precompress_min_size: prepared.config.precompress_min_size,
-            cache: cache.as_ref(),
+            siblings: context::Siblings {
+                min_size: prepared.config.precompress_min_size,
+                brotli: prepared.base.brotli,
+                cache: cache.as_ref(),
+            },
+            carry: &carry,
         };
         let mut out = ChannelWriter::new(tx.clone());
         let result = context::write_tar(&ctx, &mut out).and_then(|s| {
@@ -476,6 +642,31 @@ mod tests {
 
     const V_1_30: &str = "nginx version: nginx/1.30.6\nbuilt with OpenSSL 3.6.5\n\
         configure arguments: --with-http_v2_module --with-http_gzip_static_module\n";
+
+    #[test]
+    fn with_base_equals_preparing_for_that_base() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("site")).unwrap();
+        std::fs::write(d.path().join("site/index.html"), "hi").unwrap();
+        let cfg = Config::load_with_env(
+            d.path(),
+            &crate::config::Overrides::default(),
+            &Default::default(),
+        )
+        .unwrap();
+        let gzip = prepare(&cfg, BaseSupport::default()).unwrap();
+        let br = BaseSupport { brotli: true };
+        let direct = prepare(&cfg, br).unwrap();
+        let upgraded = gzip.clone().with_base(br).unwrap();
+        assert_eq!(upgraded.fingerprint, direct.fingerprint);
+        assert_eq!(upgraded.nginx_conf, direct.nginx_conf);
+        assert_eq!(upgraded.base, br);
+        assert_ne!(upgraded.fingerprint, gzip.fingerprint);
+        assert!(direct.nginx_conf.contains("brotli_static on;"));
+        assert!(!gzip.nginx_conf.contains("brotli"));
+        let back = upgraded.with_base(BaseSupport::default()).unwrap();
+        assert_eq!(back.fingerprint, gzip.fingerprint);
+    }
 
     #[test]
     fn nginx_versions_parse() {

@@ -28,6 +28,7 @@ pub(crate) mod render;
 pub(crate) mod report;
 pub(crate) mod rules;
 pub(crate) mod site;
+pub(crate) mod skew;
 pub(crate) mod tls;
 pub(crate) mod ui;
 pub(crate) mod watch;

@@ -102,6 +102,11 @@ pub(crate) fn check_container(project: &str) -> String {
     format!("{project}-check-{}", unique_suffix())
 }
 
+/// The never-started container that shows what a base image holds (`image::base_support`).
+pub(crate) fn probe_container(project: &str) -> String {
+    format!("{project}-probe-{}", unique_suffix())
+}
+
 /// Six hex digits to keep container names unique across runs.
 fn unique_suffix() -> String {
     let nanos = std::time::SystemTime::now()

@@ -36,7 +36,7 @@ pub(crate) struct Generated {
 }
 
 /// Every variable of the site template (keep the list in `nginx/nginx.conf.j2` in step).
-const SITE_VARIABLES: &str = "listen_port, server_name, root, mime_types, spa, has_404, gzip_min_length, version, rules_http, rules_server, try_files";
+const SITE_VARIABLES: &str = "listen_port, server_name, root, mime_types, spa, has_404, gzip_min_length, brotli_module, version, rules_http, rules_server, try_files";
 
 /// What the template sees.
 #[derive(Debug, Clone)]
@@ -45,16 +45,24 @@ pub(crate) struct RenderInputs<'a> {
     pub(crate) spa: bool,
     pub(crate) has_404: bool,
     pub(crate) gzip_min_length: u64,
+    /// The base has the static brotli module: its path, for `load_module` (None: gzip only).
+    pub(crate) brotli_module: Option<&'static str>,
     pub(crate) generated: &'a Generated,
 }
 
 impl<'a> RenderInputs<'a> {
-    pub(crate) fn from_config(config: &'a Config, has_404: bool, generated: &'a Generated) -> Self {
+    pub(crate) fn from_config(
+        config: &'a Config,
+        has_404: bool,
+        brotli: bool,
+        generated: &'a Generated,
+    ) -> Self {
         RenderInputs {
             server_name: &config.server_name,
             spa: config.spa,
             has_404,
             gzip_min_length: 256,
+            brotli_module: brotli.then_some(crate::image::BROTLI_STATIC_MODULE),
             generated,
         }
     }
@@ -99,6 +107,7 @@ pub(crate) fn render(name: &str, source: &str, inputs: &RenderInputs<'_>) -> Res
         spa => inputs.spa,
         has_404 => inputs.has_404,
         gzip_min_length => inputs.gzip_min_length,
+        brotli_module => inputs.brotli_module.unwrap_or(""),
         version => crate::VERSION,
         rules_http => Value::from_safe_string(g.http.clone()),
         rules_server => Value::from_safe_string(g.server.clone()),
@@ -307,12 +316,17 @@ pub(crate) fn template_error(name: &str, e: &minijinja::Error, variables: &str) 
 }
 
 /// Render the config for a project: override template if present, else the built-in one.
-pub(crate) fn render_for(config: &Config, has_404: bool, generated: &Generated) -> Result<String> {
+pub(crate) fn render_for(
+    config: &Config,
+    has_404: bool,
+    brotli: bool,
+    generated: &Generated,
+) -> Result<String> {
     let (name, source) = load_template(&config.templates_dir)?;
     render(
         &name,
         &source,
-        &RenderInputs::from_config(config, has_404, generated),
+        &RenderInputs::from_config(config, has_404, brotli, generated),
     )
 }
 
@@ -349,8 +363,33 @@ mod tests {
             spa: false,
             has_404: true,
             gzip_min_length: 256,
+            brotli_module: None,
             generated: generated("", "", RouteOptions::default(), &["404.html"]),
         }
+    }
+
+    #[test]
+    fn brotli_is_loaded_and_served_only_when_the_base_has_it() {
+        let off = render("t", DEFAULT_NGINX_TEMPLATE, &inputs()).unwrap();
+        assert!(!off.contains("brotli"), "{off}");
+        let on = render(
+            "t",
+            DEFAULT_NGINX_TEMPLATE,
+            &RenderInputs {
+                brotli_module: Some(crate::image::BROTLI_STATIC_MODULE),
+                ..inputs()
+            },
+        )
+        .unwrap();
+        let added: Vec<&str> = on
+            .lines()
+            .filter(|l| !off.lines().any(|o| o == *l))
+            .collect();
+        // Exactly the module (main context, before events) and brotli_static, nothing else.
+        insta::assert_snapshot!(added.join("\n"));
+        let load = on.find("load_module").unwrap();
+        assert!(load < on.find("events {").unwrap());
+        assert!(on.find("brotli_static on;").unwrap() > on.find("gzip_static on;").unwrap());
     }
 
     #[test]

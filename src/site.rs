@@ -254,6 +254,8 @@ pub(crate) struct FingerprintInputs<'a> {
     pub(crate) nginx_conf: &'a str,
     pub(crate) dockerfile: &'a str,
     pub(crate) precompress_min_size: u64,
+    /// `.br` siblings too (they are not in `nginx_conf` when an override template ignores them).
+    pub(crate) brotli: bool,
 }
 
 /// Read every file once and record its sha256 (errors name the file).
@@ -298,6 +300,9 @@ pub(crate) fn fingerprint(site: &Site, inputs: &FingerprintInputs<'_>) -> String
     ));
     h.update(format!("base {}\0", inputs.base_image));
     h.update(format!("precompress {}\0", inputs.precompress_min_size));
+    if inputs.brotli {
+        h.update("brotli\0");
+    }
     for (label, text) in [
         ("nginx.conf", inputs.nginx_conf),
         ("Dockerfile", inputs.dockerfile),
@@ -348,6 +353,7 @@ mod tests {
         nginx_conf: "conf",
         dockerfile: "FROM x",
         precompress_min_size: 1024,
+        brotli: false,
     };
 
     #[test]
@@ -496,6 +502,10 @@ mod tests {
             }),
             fp(&FingerprintInputs {
                 precompress_min_size: 1,
+                ..INPUTS
+            }),
+            fp(&FingerprintInputs {
+                brotli: true,
                 ..INPUTS
             }),
         ];

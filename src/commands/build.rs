@@ -7,15 +7,24 @@ use serde_json::json;
 
 use super::load;
 use crate::cli::BuildArgs;
+use crate::config::Config;
 use crate::engine::Engine;
-use crate::image::{self, BuildOutcome, Prepared};
+use crate::image::{self, BaseSupport, BuildOutcome, Prepared};
 use crate::report::{Report, Sink};
 use crate::ui::Ui;
 
-pub(super) async fn build_image(p: &Prepared, ui: &Ui) -> Result<(Engine, BuildOutcome)> {
+/// Every bad input fails in `prepare` first; then the engine: what the base supports (the
+/// `.br` siblings), and the image unless it exists.
+pub(super) async fn build_image(
+    config: &Config,
+    ui: &Ui,
+) -> Result<(Engine, Prepared, BuildOutcome)> {
+    let p = image::prepare(config, BaseSupport::default())?;
     let engine = Engine::connect().await?;
-    let outcome = image::ensure_image(&engine, p, ui).await?;
-    Ok((engine, outcome))
+    let base = image::base_support(&engine, config).await?;
+    let p = p.with_base(base)?;
+    let outcome = image::ensure_image(&engine, &p, ui, true).await?;
+    Ok((engine, p, outcome))
 }
 
 pub(super) fn describe_build(p: &Prepared, outcome: &BuildOutcome) -> String {
@@ -27,13 +36,43 @@ pub(super) fn describe_build(p: &Prepared, outcome: &BuildOutcome) -> String {
                 p.short()
             )
         }
-        BuildOutcome::Built { took, summary, .. } => format!(
-            "built {} in {:.1} s ({} files, {} precompressed)",
-            p.tag(),
-            took.as_secs_f64(),
-            summary.files,
-            summary.gz_files
-        ),
+        BuildOutcome::Built { took, summary, .. } => {
+            let precompressed = match image::brotli_note(p) {
+                None => format!(
+                    "{} .gz and {} .br siblings",
+                    summary.gz_files, summary.br_files
+                ),
+                Some(note) => format!("{} .gz siblings; {note}", summary.gz_files),
+            };
+            let skew = match summary.carried_files {
+                0 => String::new(),
+                n => format!(
+                    "; skew protection: kept {n} hashed file{} ({} KiB) of {} earlier version{}",
+                    if n == 1 { "" } else { "s" },
+                    summary.carried_bytes.div_ceil(1024),
+                    summary.carried_versions,
+                    if summary.carried_versions == 1 {
+                        ""
+                    } else {
+                        "s"
+                    },
+                ),
+            };
+            let left_out = match summary.carried_left_out {
+                0 => String::new(),
+                n => format!(
+                    "; the hashed assets of {n} older version{} did not fit in skew_max_size ({} bytes)",
+                    if n == 1 { "" } else { "s" },
+                    p.config.skew_max_size
+                ),
+            };
+            format!(
+                "built {} in {:.1} s ({} files, {precompressed}{skew}{left_out})",
+                p.tag(),
+                took.as_secs_f64(),
+                summary.files,
+            )
+        }
     }
 }
 
@@ -57,7 +96,6 @@ fn build_report(p: &Prepared, outcome: &BuildOutcome) -> Report {
 
 pub(super) async fn run(dir: &Path, args: &BuildArgs, ui: &Ui, sink: &Sink) -> Result<()> {
     let config = load(dir, args, None)?;
-    let p = image::prepare(&config)?;
-    let (_, outcome) = build_image(&p, ui).await?;
+    let (_, p, outcome) = build_image(&config, ui).await?;
     sink.emit(&build_report(&p, &outcome), ui)
 }

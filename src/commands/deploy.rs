@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::config::validate::check_image_ref;
 use crate::deploy::{self, Outcome, Release};
 use crate::engine::Engine;
-use crate::image::{self, BuildOutcome};
+use crate::image::BuildOutcome;
 use crate::naming::labels;
 use crate::registry;
 use crate::report::{Report, Sink};
@@ -21,8 +21,7 @@ use crate::ui::Ui;
 
 pub(super) async fn up(dir: &Path, args: &UpArgs, ui: &Ui, sink: &Sink) -> Result<()> {
     let config = load(dir, &args.build, Some(args))?;
-    let p = image::prepare(&config)?;
-    let (engine, outcome) = build_image(&p, ui).await?;
+    let (engine, p, outcome) = build_image(&config, ui).await?;
     if matches!(outcome, BuildOutcome::Built { .. }) {
         ui.step(describe_build(&p, &outcome));
     }

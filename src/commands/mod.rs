@@ -40,8 +40,14 @@ pub fn run(cli: Cli) -> Result<u8> {
             out,
             k8s: true,
             image,
-        } => done(render::k8s(dir, out.as_deref(), image.as_deref(), &ui)),
-        Command::Render { out, .. } => done(render::nginx(dir, out.as_deref(), &ui)),
+        } => done(render::k8s(
+            dir,
+            out.as_deref(),
+            image.as_deref(),
+            &ui,
+            &runtime,
+        )),
+        Command::Render { out, .. } => done(render::nginx(dir, out.as_deref(), &ui, &runtime)),
         Command::Build(args) => done(runtime.block_on(build::run(dir, &args, &ui, &sink))),
         Command::Up(args) | Command::Deploy { args, image: None } => {
             done(runtime.block_on(deploy::up(dir, &args, &ui, &sink)))

@@ -9,7 +9,7 @@ use super::build::{build_image, describe_build};
 use super::load;
 use crate::cli::BuildArgs;
 use crate::config::validate;
-use crate::image::{self, BuildOutcome};
+use crate::image::BuildOutcome;
 use crate::registry;
 use crate::report::{Report, Sink};
 use crate::ui::Ui;
@@ -47,8 +47,7 @@ pub(super) async fn run(
         check_tag(t)?;
     }
     let config = load(dir, args, None)?;
-    let p = image::prepare(&config)?;
-    let (engine, outcome) = build_image(&p, ui).await?;
+    let (engine, p, outcome) = build_image(&config, ui).await?;
     if matches!(outcome, BuildOutcome::Built { .. }) {
         ui.step(describe_build(&p, &outcome));
     }

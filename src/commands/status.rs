@@ -19,7 +19,9 @@ pub(super) async fn run(dir: &Path, target: Option<Target>, ui: &Ui) -> Result<(
     };
     let config = load(dir, &BuildArgs::default(), Some(&up))?;
     let engine = Engine::connect().await?;
-    let current = image::prepare(&config).map(|p| p.fingerprint);
+    let current = image::prepare_for(&engine, &config)
+        .await
+        .map(|p| p.fingerprint);
     ui.result(format!(
         "project    {} (engine {})",
         config.name,

@@ -132,7 +132,7 @@ pub(crate) const KEYS: &[Key] = &[
         kind: Kind::Int,
         default: Some("1024"),
         flag: None,
-        doc: "text files at least this many bytes get a .gz sibling at build time",
+        doc: "text files at least this many bytes get a .gz sibling at build time (and a .br one when the base has the brotli module)",
     },
     Key {
         name: "no_cache",
@@ -168,6 +168,13 @@ pub(crate) const KEYS: &[Key] = &[
         default: Some("3"),
         flag: None,
         doc: "images of the project kept for rollback (the live one always is)",
+    },
+    Key {
+        name: "skew_max_size",
+        kind: Kind::Int,
+        default: Some("52428800"),
+        flag: None,
+        doc: "bytes of content-hashed assets of the previous keep_images - 1 versions packed into a new image, so pages loaded before a deploy still get their assets (skew protection); 0 turns it off",
     },
     Key {
         name: "lock_timeout",

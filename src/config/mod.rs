@@ -172,6 +172,8 @@ pub(crate) struct Config {
     /// Seconds.
     pub(crate) drain: u64,
     pub(crate) keep_images: u64,
+    /// Bytes (0: no skew protection).
+    pub(crate) skew_max_size: u64,
     /// Seconds.
     pub(crate) lock_timeout: u64,
     pub(crate) probe_host: Option<String>,
@@ -332,6 +334,12 @@ impl Config {
             health_timeout: b.value("health_timeout", |r| ranged(r, 1..=600, "seconds"))?,
             drain: b.value("drain", |r| ranged(r, 0..=300, "seconds"))?,
             keep_images: b.value("keep_images", |r| ranged(r, 1..=100, "images"))?,
+            skew_max_size: b.value("skew_max_size", |r| {
+                let v = validate::as_int(r)?;
+                u64::try_from(v).map_err(|_| {
+                    format!("{v} is negative; use a size in bytes (0 = no skew protection)")
+                })
+            })?,
             lock_timeout: b.value("lock_timeout", |r| ranged(r, 1..=3600, "seconds"))?,
             probe_host: b.optional("probe_host", |r| checked(r, validate::host_or_ip))?,
             replicas: b.value("replicas", |r| {
@@ -905,6 +913,7 @@ mod tests {
             ("health_timeout = 601", "`health_timeout`"),
             ("drain = -1", "`drain`"),
             ("keep_images = 0", "`keep_images`"),
+            ("skew_max_size = -1", "`skew_max_size`"),
             ("lock_timeout = 0", "`lock_timeout`"),
             ("replicas = 0", "`replicas`"),
             ("replicas = -3", "`replicas`"),

@@ -446,6 +446,34 @@ impl Engine {
         Ok(None)
     }
 
+    /// Stream the tar of `path` in a container (created or running) into `out`; false when the
+    /// path does not exist. The archive is never held in memory.
+    pub(crate) async fn download_tree(
+        &self,
+        id: &str,
+        path: &str,
+        out: &mut std::fs::File,
+    ) -> Result<bool> {
+        use std::io::Write;
+        let opts = DownloadFromContainerOptionsBuilder::new()
+            .path(path)
+            .build();
+        let mut stream = self.docker.download_from_container(id, Some(opts));
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => out
+                    .write_all(&bytes)
+                    .with_context(|| format!("cannot store {id}:{path} in a temp file"))?,
+                Err(e) if status_of(&e) == Some(404) => return Ok(false),
+                Err(e) => {
+                    return Err(anyhow!(e)).with_context(|| format!("cannot read {id}:{path}"));
+                }
+            }
+        }
+        out.flush()?;
+        Ok(true)
+    }
+
     /// Run a command in a running container; returns its exit code and output.
     pub(crate) async fn exec(&self, id: &str, cmd: &[String]) -> Result<(i64, String)> {
         let config = ExecConfig {

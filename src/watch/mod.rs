@@ -4,10 +4,14 @@
 //!   update per burst of changes; events that arrive during an update make exactly one
 //!   follow-up update. Dotfiles and ignored paths trigger nothing.
 //! - **Fast path** (`sync`): only site files were added or changed → the same tar entries the
-//!   image build would write (bytes, mode, mtime, `.gz` sibling: [`context::append_site`]) are
+//!   image build would write (bytes, mode, mtime, `.gz`/`.br` siblings: [`context::append_site`]) are
 //!   copied into the live dev container's site volume, and nginx reloads (which also empties its
 //!   open-file cache). Everything else (templates, config, deleted files) takes the **rebuild**
 //!   path: a real image and the health-gated swap of `deploy`.
+//! - **CSS hot-swap**: when a fast-path update changed only `.css` files, open tabs are told to
+//!   swap those stylesheets (cache-busting query; the old `<link>` goes once the new one
+//!   loaded) instead of reloading: scroll position and page state survive. Anything else
+//!   reloads the tabs.
 //! - Errors (template, config, `_redirects`/`_headers`, missing index.html, engine down) are
 //!   printed and the loop goes on; the last good version stays live. The next good state always
 //!   prints one line, `✔ <fp> live again (nothing to rebuild)` when it is the live one.
@@ -215,8 +219,15 @@ impl Session {
             Ok(Some((p, how))) => {
                 self.failed = false;
                 self.generation += 1;
+                let css = match &how {
+                    LivePath::Sync { css, .. } => css.clone(),
+                    LivePath::Rebuild => None,
+                };
                 if let Some(lr) = &self.livereload {
-                    lr.reload(self.generation);
+                    match &css {
+                        Some(paths) => lr.swap_css(self.generation, paths),
+                        None => lr.reload(self.generation),
+                    }
                 }
                 let took = started.elapsed();
                 let took = if took < Duration::from_secs(1) {
@@ -225,7 +236,7 @@ impl Session {
                     format!("{:.1} s", took.as_secs_f64())
                 };
                 let how = match how {
-                    LivePath::Sync { files } => {
+                    LivePath::Sync { files, .. } => {
                         format!("sync, {files} file{}", if files == 1 { "" } else { "s" })
                     }
                     LivePath::Rebuild => "rebuild".to_string(),
@@ -235,7 +246,14 @@ impl Session {
                     .as_ref()
                     .map(livereload::LiveReload::clients)
                     .filter(|n| *n > 0)
-                    .map(|n| format!(", {n} tab{} reloaded", if n == 1 { "" } else { "s" }))
+                    .map(|n| {
+                        let s = if n == 1 { "" } else { "s" };
+                        if css.is_some() {
+                            format!(", stylesheets swapped in {n} tab{s} (no reload)")
+                        } else {
+                            format!(", {n} tab{s} reloaded")
+                        }
+                    })
                     .unwrap_or_default();
                 self.ui
                     .result(format!("✔ {} live in {took} ({how}){tabs}", p.short()));
@@ -263,7 +281,19 @@ impl Session {
 
     async fn try_update(&mut self, initial: bool) -> Result<Option<(Prepared, LivePath)>> {
         let cfg = Config::load(&self.dir, &self.overrides)?;
-        let p = image::prepare(&cfg)?;
+        // Bad input fails before the engine is asked what the base supports.
+        let p = image::prepare(&cfg, image::BaseSupport::default())?;
+        let base = match image::base_support(&self.engine, &cfg).await {
+            Ok(base) => base,
+            // The engine may be restarting: reconnect once and ask again.
+            Err(_) if self.engine.ping().await.is_err() => {
+                self.ui.step("the engine does not answer; waiting for it…");
+                self.engine = connect_retrying(&self.ui).await;
+                image::base_support(&self.engine, &cfg).await?
+            }
+            Err(e) => return Err(e),
+        };
+        let p = p.with_base(base)?;
         if let Some((last, container)) = &self.last {
             if last.fingerprint == p.fingerprint && !initial {
                 return Ok(None);
@@ -274,7 +304,9 @@ impl Session {
                 match self.sync(&p, &d.changed, &container).await {
                     Ok(files) => {
                         self.last = Some((p.clone(), container));
-                        return Ok(Some((p, LivePath::Sync { files })));
+                        // Only stylesheets: tabs swap them in place, page state kept.
+                        let css = livereload::only_stylesheets(&d.changed);
+                        return Ok(Some((p, LivePath::Sync { files, css })));
                     }
                     Err(e) => self.ui.step(format!("sync failed, rebuilding: {e:#}")),
                 }
@@ -290,7 +322,8 @@ impl Session {
                 return Err(e);
             }
         }
-        image::ensure_image(&self.engine, &p, &self.ui).await?;
+        // No skew protection in development: a rebuild stays as fast as it can be.
+        image::ensure_image(&self.engine, &p, &self.ui, false).await?;
         let outcome = deploy::deploy_dev(
             &self.engine,
             &cfg,

@@ -9,12 +9,17 @@ use anyhow::Result;
 use crate::config::{CONFIG_FILE, Config};
 use crate::context::{self, ContextSummary};
 use crate::image::Prepared;
+use crate::precompress::Codec;
 use crate::site;
 
 /// How an update went live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum LivePath {
-    Sync { files: usize },
+    Sync {
+        files: usize,
+        /// Only these stylesheets changed (tabs swap them instead of reloading).
+        css: Option<Vec<String>>,
+    },
     Rebuild,
 }
 
@@ -60,24 +65,25 @@ pub(crate) fn can_sync(old: &Prepared, new: &Prepared, d: &Delta) -> bool {
     let same_runtime = same_rules
         && old.nginx_conf == new.nginx_conf
         && old.dockerfile == new.dockerfile
+        && old.base == new.base
         && old.config.precompress_min_size == new.config.precompress_min_size
         && old.config.name == new.config.name
         && old.config.port == new.config.port
         && old.config.bind == new.config.bind;
     let gz_ok = d.changed.iter().all(|rel| {
-        let had = old
-            .site
-            .files
-            .iter()
-            .find(|f| &f.rel == rel)
-            .is_some_and(|f| context::wants_gzip(&old.site, f, old.config.precompress_min_size));
-        let has = new
-            .site
-            .files
-            .iter()
-            .find(|f| &f.rel == rel)
-            .is_some_and(|f| context::wants_gzip(&new.site, f, new.config.precompress_min_size));
-        !had || has
+        [Codec::Gzip, Codec::Brotli].into_iter().all(|codec| {
+            let wants = |p: &Prepared| {
+                (codec == Codec::Gzip || p.base.brotli)
+                    && p.site
+                        .files
+                        .iter()
+                        .find(|f| &f.rel == rel)
+                        .is_some_and(|f| {
+                            context::wants_sibling(&p.site, f, p.config.precompress_min_size, codec)
+                        })
+            };
+            !wants(old) || wants(new)
+        })
     });
     same_runtime && d.removed.is_empty() && gz_ok && !d.changed.is_empty()
 }
@@ -94,8 +100,12 @@ pub(crate) fn sync_tar(
         &mut tar,
         &p.site,
         "",
-        p.config.precompress_min_size,
-        cache.as_ref(),
+        &context::Siblings {
+            min_size: p.config.precompress_min_size,
+            brotli: p.base.brotli,
+            cache: cache.as_ref(),
+        },
+        &[],
         |f| files.contains(&f.rel),
         &mut summary,
     )?;
@@ -135,7 +145,7 @@ mod tests {
 
     fn prepared(dir: &Path) -> Prepared {
         let cfg = Config::load_with_env(dir, &Overrides::default(), &Default::default()).unwrap();
-        image::prepare(&cfg).unwrap()
+        image::prepare(&cfg, image::BaseSupport::default()).unwrap()
     }
 
     #[test]
@@ -164,6 +174,30 @@ mod tests {
         std::fs::write(site.join("_headers"), "/*\n  X-A: 1\n").unwrap();
         let v4 = prepared(d.path());
         assert!(!can_sync(&v3, &v4, &delta(&v3, &v4)), "_headers added");
+
+        // A base that gained brotli changes every image: never a sync. On a brotli base, a
+        // changed stylesheet syncs with both siblings, as the image has them.
+        let br = image::BaseSupport { brotli: true };
+        std::fs::write(site.join("a.css"), "d { color: red }\n".repeat(200)).unwrap();
+        let v5 = prepared(d.path());
+        assert!(can_sync(&v4, &v5, &delta(&v4, &v5)), "same base: sync");
+        let v5 = v5.with_base(br).unwrap();
+        assert!(!can_sync(&v4, &v5, &delta(&v4, &v5)), "brotli appeared");
+        std::fs::write(site.join("a.css"), "e { color: red }\n".repeat(200)).unwrap();
+        let v6 = prepared(d.path()).with_base(br).unwrap();
+        let d56 = delta(&v5, &v6);
+        assert!(can_sync(&v5, &v6, &d56));
+        let (tar, summary) = sync_tar(&v6, &d56.changed).unwrap();
+        assert_eq!(
+            (summary.files, summary.gz_files, summary.br_files),
+            (1, 1, 1)
+        );
+        let names: Vec<String> = tar::Archive::new(tar.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.contains(&"a.css.br".to_string()), "{names:?}");
 
         let cfg = v4.config.clone();
         let ignore = ignore::gitignore::Gitignore::empty();
