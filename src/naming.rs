@@ -8,6 +8,8 @@
 //! <project>-<fp12>-<6>  site container                       role=site
 //! <project>-check-<6>   `nginx -t` check during a build      (no role)
 //! <project>             swarm service                        role=swarm-service / swarm-task
+//! sitebuild-edge-<port> shared edge of projects with `domains`  role=shared-edge, project=its name
+//!                       (and its volume; its lock is sitebuild-edge-<port>-lock)
 //! ```
 
 use std::collections::HashMap;
@@ -28,6 +30,7 @@ pub(crate) mod labels {
 pub(crate) mod roles {
     pub(crate) const SITE: &str = "site";
     pub(crate) const EDGE: &str = "edge";
+    pub(crate) const SHARED_EDGE: &str = "shared-edge";
     pub(crate) const LOCK: &str = "lock";
     pub(crate) const NETWORK: &str = "network";
     pub(crate) const SWARM_SERVICE: &str = "swarm-service";
@@ -70,6 +73,12 @@ pub(crate) fn edge_container(project: &str) -> String {
 
 pub(crate) fn edge_volume(project: &str) -> String {
     format!("{project}-edge")
+}
+
+/// The shared edge of the projects with `domains` on `http_port` (also its volume's name, and
+/// the `project` label of both).
+pub(crate) fn shared_edge(http_port: u16) -> String {
+    format!("sitebuild-edge-{http_port}")
 }
 
 pub(crate) fn network(project: &str) -> String {
@@ -127,5 +136,7 @@ mod tests {
         assert!(suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(network("blog"), "blog-net");
         assert_eq!(lock_container("blog"), "blog-lock");
+        assert_eq!(shared_edge(443), "sitebuild-edge-443");
+        assert_eq!(lock_container(&shared_edge(80)), "sitebuild-edge-80-lock");
     }
 }
