@@ -389,35 +389,32 @@ pub(crate) async fn maintenance(
         };
         edge::apply(engine, cfg, &edge, live.as_ref(), ui).await?;
         let state = edge.path(edge::MAINTENANCE_FILE);
-        match message {
-            Some(m) => {
-                engine
-                    .upload_files(
-                        &edge.id,
-                        edge::EDGE_DIR,
-                        &[(&edge.entry(edge::MAINTENANCE_FILE), m.as_bytes())],
-                    )
-                    .await?;
-                Ok(format!(
-                    "maintenance on: {} answers 503 (Retry-After {} s) with the maintenance                      page; /healthz still answers 200. `sitebuild maintenance off` ends it",
-                    cfg.url(),
-                    crate::render::MAINTENANCE_RETRY_AFTER
-                ))
-            }
-            None => {
-                let (code, out) = engine
-                    .exec(&edge.id, &["rm", "-f", state.as_str()].map(String::from))
-                    .await?;
-                if code != 0 {
-                    bail!("cannot remove {state} in {}: {}", edge.name, out.trim());
-                }
-                Ok(if was_on {
-                    format!("maintenance off: {} serves the site again", cfg.url())
-                } else {
-                    format!("maintenance was not on; {} serves the site", cfg.url())
-                })
-            }
+        if let Some(m) = message {
+            engine
+                .upload_files(
+                    &edge.id,
+                    edge::EDGE_DIR,
+                    &[(&edge.entry(edge::MAINTENANCE_FILE), m.as_bytes())],
+                )
+                .await?;
+            return Ok(format!(
+                "maintenance on: {} answers 503 (Retry-After {} s) with the maintenance \
+                 page; /healthz still answers 200. `sitebuild maintenance off` ends it",
+                cfg.url(),
+                crate::render::MAINTENANCE_RETRY_AFTER
+            ));
         }
+        let (code, out) = engine
+            .exec(&edge.id, &["rm", "-f", state.as_str()].map(String::from))
+            .await?;
+        if code != 0 {
+            bail!("cannot remove {state} in {}: {}", edge.name, out.trim());
+        }
+        Ok(if was_on {
+            format!("maintenance off: {} serves the site again", cfg.url())
+        } else {
+            format!("maintenance was not on; {} serves the site", cfg.url())
+        })
     })
     .await
 }

@@ -199,6 +199,8 @@ pub(crate) async fn ensure(
                 );
             }
             check_claims(cfg, &name, &parts(engine, &e.id).await?)?;
+        } else {
+            edge::check_port_free(engine, cfg).await?;
         }
         engine
             .ensure_network(
@@ -238,7 +240,7 @@ pub(crate) async fn ensure(
     Ok(edge)
 }
 
-/// Create and start the shared edge (ports checked first). A volume kept from an earlier edge
+/// Create and start the shared edge (the caller checked the ports). A volume kept from an earlier edge
 /// still holds the projects' parts: those whose network exists are served again.
 async fn create(
     engine: &Engine,
@@ -247,7 +249,6 @@ async fn create(
     address: &str,
     ui: &Ui,
 ) -> Result<String> {
-    edge::check_port_free(engine, cfg).await?;
     let labels = Labels::project(name).role(roles::SHARED_EDGE);
     engine.ensure_volume(name, &labels.clone().build()).await?;
     let spec = ContainerSpec::new(
@@ -273,14 +274,20 @@ async fn create(
     let id = engine.create(&spec).await?;
     let mut kept = Vec::new();
     for part in parts(engine, &id).await? {
-        if part.project == cfg.name {
-            kept.push(part);
-        } else if part.configured
-            && engine
-                .connect_network(&naming::network(&part.project), &id)
-                .await
-                .is_ok()
-        {
+        // This project's network is joined already; the others' only if they still exist. A
+        // part whose live container is gone would keep nginx from starting: left out.
+        let live_ok = match &part.live {
+            Some(l) => edge::site_running(engine, &l.container).await,
+            None => true,
+        };
+        let reachable = part.configured
+            && live_ok
+            && (part.project == cfg.name
+                || engine
+                    .connect_network(&naming::network(&part.project), &id)
+                    .await
+                    .is_ok());
+        if reachable {
             kept.push(part);
         }
     }
@@ -354,6 +361,14 @@ pub(crate) async fn remove_project(
     ui: &Ui,
 ) -> Result<bool> {
     let name = info.name.clone();
+    // Most edges have no part of this project: look before taking their lock.
+    if !parts(engine, &info.id)
+        .await?
+        .iter()
+        .any(|p| p.project == cfg.name)
+    {
+        return Ok(false);
+    }
     let lock_name = naming::lock_container(&name);
     lock::holding_shared(engine, cfg, &lock_name, &name, ui, async {
         let parts = parts(engine, &info.id).await?;

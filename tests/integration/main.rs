@@ -15,6 +15,7 @@ mod pipelines;
 mod registry;
 mod remote;
 mod rules;
+mod shared_edge;
 mod ssh;
 mod swarm;
 mod tls;

@@ -186,6 +186,14 @@ impl Drop for Project {
             args.extend(ids.iter().map(String::as_str));
             let _ = docker(&args);
         }
+        // A shared edge on this project's port (projects with `domains` use `http_port`; tests
+        // give it the port of one of them), its lock and volume.
+        let shared = format!("sitebuild-edge-{}", self.port);
+        if docker(&["inspect", &shared]).status.success() {
+            let _ = docker(&["rm", "-f", &shared]);
+        }
+        let _ = docker(&["rm", "-f", &format!("{shared}-lock")]);
+        let _ = docker(&["volume", "rm", "-f", &shared]);
         let _ = docker(&["network", "rm", &format!("{}-net", self.name)]);
         let _ = docker(&["volume", "rm", "-f", &format!("{}-edge", self.name)]);
         let mut imgs = self.images();
