@@ -535,5 +535,24 @@ mod tests {
             "{site}"
         );
         assert!(!site.contains("$sitebuild_candidate"), "{site}");
+        let tls = render::render_edge_builtin(&EdgeInputs {
+            tls: Some(EdgeTls {
+                cert: "/etc/sitebuild-edge/projects/blog/tls-a.crt",
+                key: "/etc/sitebuild-edge/projects/blog/tls-a.key",
+                https_port: 443,
+                http2: Http2::Directive,
+                acme_challenges: "/etc/sitebuild-edge/projects/blog",
+                ..EdgeTls::default()
+            }),
+            ..inputs
+        })
+        .unwrap();
+        assert!(tls.contains("listen 8443 ssl;"), "{tls}");
+        assert!(!tls.contains("default_server"), "{tls}");
+        assert!(
+            tls.contains("alias /etc/sitebuild-edge/projects/blog/acme-challenge-$1;"),
+            "{tls}"
+        );
+        assert_eq!(tls.matches("server {").count(), 2, "{tls}");
     }
 }
