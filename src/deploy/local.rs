@@ -405,7 +405,7 @@ pub(crate) async fn maintenance(
             ));
         }
         let (code, out) = engine
-            .exec(&edge.id, &["rm", "-f", state.as_str()].map(String::from))
+            .exec_root(&edge.id, &["rm", "-f", state.as_str()].map(String::from))
             .await?;
         if code != 0 {
             bail!("cannot remove {state} in {}: {}", edge.name, out.trim());

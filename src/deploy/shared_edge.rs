@@ -401,7 +401,7 @@ pub(crate) async fn remove_project(
             edge::reload(engine, &edge).await?;
             let dir = format!("{EDGE_DIR}/{}", rel(&cfg.name));
             let (code, out) = engine
-                .exec(&edge.id, &["rm", "-rf", dir.as_str()].map(String::from))
+                .exec_root(&edge.id, &["rm", "-rf", dir.as_str()].map(String::from))
                 .await?;
             if code != 0 {
                 bail!("cannot remove {dir} in {name}: {}", out.trim());

@@ -480,10 +480,21 @@ impl Engine {
 
     /// Run a command in a running container; returns its exit code and output.
     pub(crate) async fn exec(&self, id: &str, cmd: &[String]) -> Result<(i64, String)> {
+        self.exec_as(id, None, cmd).await
+    }
+
+    /// [`Engine::exec`] as root (still without capabilities): to remove files the engine wrote
+    /// into a volume (root-owned directories), e.g. a project's directory in the shared edge.
+    pub(crate) async fn exec_root(&self, id: &str, cmd: &[String]) -> Result<(i64, String)> {
+        self.exec_as(id, Some("0"), cmd).await
+    }
+
+    async fn exec_as(&self, id: &str, user: Option<&str>, cmd: &[String]) -> Result<(i64, String)> {
         let config = ExecConfig {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             cmd: Some(cmd.to_vec()),
+            user: user.map(String::from),
             ..Default::default()
         };
         let exec = self
