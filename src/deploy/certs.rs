@@ -202,9 +202,8 @@ async fn issue(engine: &Engine, cfg: &Config, edge: &Edge) -> Result<(String, St
     }
     .await;
     // The answers are single-use; a failed removal only leaves a few stale bytes.
-    let mut rm = vec!["rm".to_string(), "-f".to_string()];
-    rm.extend(names.iter().map(|n| format!("{EDGE_DIR}/{n}")));
-    let _ = engine.exec_root(&edge.id, &rm).await;
+    let paths: Vec<String> = names.iter().map(|n| format!("{EDGE_DIR}/{n}")).collect();
+    let _ = edge::remove_paths(engine, edge, &paths).await;
     result.with_context(|| {
         let urls: Vec<String> = answers
             .iter()

@@ -516,6 +516,27 @@ pub(crate) async fn reload(engine: &Engine, edge: &Edge) -> Result<()> {
     })
 }
 
+/// Remove files or directories from the edge's volume (`rm -rf`, as root: the engine wrote them
+/// root-owned). `rm`, else busybox's (the offline base has only `/bin/busybox`).
+pub(crate) async fn remove_paths(engine: &Engine, edge: &Edge, paths: &[String]) -> Result<()> {
+    let mut last = String::new();
+    for prefix in [&[][..], &["busybox"][..]] {
+        let mut cmd: Vec<String> = prefix.iter().map(ToString::to_string).collect();
+        cmd.extend(["rm".to_string(), "-rf".to_string()]);
+        cmd.extend(paths.iter().cloned());
+        match engine.exec_root(&edge.id, &cmd).await {
+            Ok((0, _)) => return Ok(()),
+            Ok((code, out)) => last = format!("exit code {code}: {}", out.trim()),
+            Err(e) => last = format!("{e:#}"),
+        }
+    }
+    bail!(
+        "cannot remove {} in the edge {}: {last}",
+        paths.join(", "),
+        edge.name
+    )
+}
+
 /// The maintenance page: the live version's `maintenance.html` when it has one, else the
 /// built-in page with the message; a file in the edge's volume, never nginx text.
 async fn write_maintenance_page(engine: &Engine, edge: &Edge, live: Option<&Live>) -> Result<()> {

@@ -404,12 +404,7 @@ pub(crate) async fn maintenance(
                 crate::render::MAINTENANCE_RETRY_AFTER
             ));
         }
-        let (code, out) = engine
-            .exec_root(&edge.id, &["rm", "-f", state.as_str()].map(String::from))
-            .await?;
-        if code != 0 {
-            bail!("cannot remove {state} in {}: {}", edge.name, out.trim());
-        }
+        edge::remove_paths(engine, &edge, &[state]).await?;
         Ok(if was_on {
             format!("maintenance off: {} serves the site again", cfg.url())
         } else {

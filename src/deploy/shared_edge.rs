@@ -399,13 +399,7 @@ pub(crate) async fn remove_project(
                 .upload_files(&edge.id, EDGE_DIR, &[(EDGE_CONF, main.as_bytes())])
                 .await?;
             edge::reload(engine, &edge).await?;
-            let dir = format!("{EDGE_DIR}/{}", rel(&cfg.name));
-            let (code, out) = engine
-                .exec_root(&edge.id, &["rm", "-rf", dir.as_str()].map(String::from))
-                .await?;
-            if code != 0 {
-                bail!("cannot remove {dir} in {name}: {}", out.trim());
-            }
+            edge::remove_paths(engine, &edge, &[format!("{EDGE_DIR}/{}", rel(&cfg.name))]).await?;
         } else {
             bail!(
                 "the shared edge {name} is not running ({}); start it with `docker start {name}` \
