@@ -1,8 +1,8 @@
 //! The shared edge of projects with `domains`: two projects on one edge (one HTTP and one
 //! HTTPS port) routed by Host and SNI, each with its own certificate; a domain claimed twice;
 //! `down` of one leaves the other serving and the last one takes the edge away; a deploy of
-//! one under keep-alive and new-connection load on both drops nothing; maintenance mode on the
-//! shared edge and on a project's own edge.
+//! one under keep-alive and new-connection load on both drops nothing; two projects deploying
+//! at once keep both parts; maintenance mode on the shared edge and on a project's own edge.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -186,6 +186,23 @@ fn deploy_under_load_on_shared_edge_and_maintenance() {
     assert!(kb.failures() == 0 && kb.ok > 0, "B keep-alive: {kb:?}");
     assert_eq!(get_host(http, da, "/").body, a2);
 
+    // A and B deploying at the same moment: the edge-wide lock serializes their edge updates,
+    // neither loses the other's part.
+    let a3 = write_index(&a, "A three");
+    let b2 = write_index(&b, "B two");
+    let (ta, tb) = (a.cmd(&["up"]), b.cmd(&["up"]));
+    let both = [ta, tb].map(|mut c| std::thread::spawn(move || c.output().unwrap()));
+    for out in both.map(|t| t.join().unwrap()) {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(get_host(http, da, "/").body, a3);
+    assert_eq!(get_host(http, db, "/").body, b2);
+    let ib = b2;
+
     // Maintenance: 503 + Retry-After + the built-in page with the message escaped (never nginx
     // text); /healthz stays 200; B is untouched.
     let message = "Back at 14:00 <b>soon</b> \"; return 200 x;";
@@ -211,7 +228,7 @@ fn deploy_under_load_on_shared_edge_and_maintenance() {
     assert_eq!((r.status, r.text().as_str()), (503, own));
     a.ok(&["maintenance", "off"]);
     let r = get_host(http, da, "/");
-    assert_eq!((r.status, r.body.clone()), (200, a2.clone()));
+    assert_eq!((r.status, r.body.clone()), (200, a3.clone()));
 
     // A project's own edge (no domains) has the same mode.
     let p = Project::new("shn");
