@@ -128,6 +128,29 @@ fn check_claims(cfg: &Config, edge_name: &str, parts: &[Part]) -> Result<()> {
     Ok(())
 }
 
+/// The parts nginx can load: another project's part whose live container no longer runs (removed
+/// or stopped by hand: its name does not resolve, so nginx would refuse the whole config) is left
+/// out of the main file, with a note; its files stay, and its next deploy puts it back.
+async fn servable(engine: &Engine, parts: Vec<Part>, ours: &str, ui: &Ui) -> Vec<Part> {
+    let mut kept = Vec::with_capacity(parts.len());
+    for part in parts {
+        if part.project != ours
+            && part.configured
+            && let Some(l) = &part.live
+            && !edge::site_running(engine, &l.container).await
+        {
+            ui.step(format!(
+                "leaving {}'s part out of the shared edge: its live container {} does not run \
+                 (deploy {} again to bring it back)",
+                part.project, l.container, part.project
+            ));
+            continue;
+        }
+        kept.push(part);
+    }
+    kept
+}
+
 /// The files the main config includes: every configured part, with `ours` = (project, file)
 /// standing in for that project's part.
 fn includes(parts: &[Part], ours: Option<(&str, &str)>) -> Vec<String> {
@@ -319,6 +342,7 @@ pub(crate) async fn apply(
     lock::holding_shared(engine, cfg, &lock_name, &edge.name, ui, async {
         let parts = parts(engine, &edge.id).await?;
         check_claims(cfg, &edge.name, &parts)?;
+        let parts = servable(engine, parts, &cfg.name, ui).await;
         let next = render_main(&includes(&parts, Some((&cfg.name, SITE_NEXT))), edge.http2)?;
         engine
             .upload_files(
@@ -379,6 +403,7 @@ pub(crate) async fn remove_project(
             .into_iter()
             .filter(|p| p.project != cfg.name)
             .collect();
+        let others = servable(engine, others, &cfg.name, ui).await;
         if others.is_empty() {
             engine.remove(&info.id).await?;
             engine.remove_volume(&name).await?;

@@ -1,5 +1,6 @@
 //! The shared edge of projects with `domains`: two projects on one edge (one HTTP and one
 //! HTTPS port) routed by Host and SNI, each with its own certificate; a domain claimed twice;
+//! a project whose live container was removed by hand does not block the others;
 //! `down` of one leaves the other serving and the last one takes the edge away; a deploy of
 //! one under keep-alive and new-connection load on both drops nothing; two projects deploying
 //! at once keep both parts; maintenance mode on the shared edge and on a project's own edge.
@@ -123,6 +124,20 @@ fn two_projects_one_edge_sni_claims_and_down() {
     assert!(c.role("site").is_empty(), "{:?}", c.containers());
     let (ok, body) = curl(db, https, &["--cacert", cb, &url(db)]);
     assert!(ok && body.as_bytes() == index_b);
+
+    // A's live container removed by hand: B's next deploy leaves A's part out (nginx could not
+    // resolve it) instead of failing.
+    for id in a.role("site") {
+        docker(&["rm", "-f", &id]);
+    }
+    let index_b = write_index(&b, "project B, second version");
+    let out = b.ok(&["up"]);
+    assert!(out.contains("leaving") && out.contains(&a.name), "{out}");
+    let (ok, body) = curl(db, https, &["--cacert", cb, &url(db)]);
+    assert!(
+        ok && body.as_bytes() == index_b,
+        "B after its deploy: {body}"
+    );
 
     // down of A: B keeps serving on the same edge; down of B: the edge goes with it.
     a.ok(&["down"]);
