@@ -223,6 +223,15 @@ pub(crate) async fn ensure(
             }
             check_claims(cfg, &name, &parts(engine, &e.id).await?)?;
         } else {
+            // An own edge of this project from an earlier sitebuild (domains used to get one)
+            // holds the ports: it is replaced.
+            if let Some(own) = edge::find(engine, &cfg.name).await? {
+                ui.step(format!(
+                    "replacing {}'s own edge {} by the shared edge {name}",
+                    cfg.name, own.name
+                ));
+                engine.remove(&own.id).await?;
+            }
             edge::check_port_free(engine, cfg).await?;
         }
         engine
