@@ -217,6 +217,14 @@ fn deploy_under_load_on_shared_edge_and_maintenance() {
     assert_eq!(get_host(http, da, "/").body, a3);
     assert_eq!(get_host(http, db, "/").body, b2);
     let ib = b2;
+    // Unchanged: nothing to do (the fast path asks the edge with B's Host).
+    let noop = Instant::now();
+    let out = b.ok(&["up"]);
+    assert!(out.contains("nothing changed"), "{out}");
+    eprintln!(
+        "unchanged deploy of B on the shared edge took {:?}",
+        noop.elapsed()
+    );
 
     // Maintenance: 503 + Retry-After + the built-in page with the message escaped (never nginx
     // text); /healthz stays 200; B is untouched.
