@@ -184,6 +184,20 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Maintenance mode: the edge answers every request of this project with 503, a
+    /// `Retry-After` header and a page (`site/maintenance.html` of the live version when it has
+    /// one, else a built-in page with --message), while /healthz keeps answering 200. It stays
+    /// on across deploys until `sitebuild maintenance off`.
+    ///
+    /// Example: `sitebuild maintenance on --message "Back at 14:00 UTC"`
+    Maintenance {
+        /// `on` or `off`.
+        #[arg(value_enum)]
+        state: OnOff,
+        /// The text of the built-in page (HTML-escaped; at most 2000 characters).
+        #[arg(long)]
+        message: Option<String>,
+    },
     /// Set up a repository: find the site (an `index.html` in public/, _site/, dist/, build/,
     /// out/, docs/, site/ or the root, or a Hugo, Jekyll, Eleventy, Astro or Vite config) and
     /// write sitebuild.toml and the CI configuration that deploys it. Existing files are never
@@ -307,4 +321,11 @@ mod tests {
             }
         }
     }
+}
+
+/// `sitebuild maintenance on|off`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnOff {
+    On,
+    Off,
 }

@@ -10,6 +10,8 @@
 //! <project>             swarm service                        role=swarm-service / swarm-task
 //! <project>-preview-<p> a preview instance (`--preview p`): its own edge, net, lock, sites;
 //!                       the edge also carries preview-of=<project>, preview=<p>, url
+//! sitebuild-edge-<port> shared edge of projects with `domains`  role=shared-edge, project=its name
+//!                       (and its volume; its lock is sitebuild-edge-<port>-lock)
 //! ```
 
 use std::collections::HashMap;
@@ -34,6 +36,7 @@ pub(crate) mod labels {
 pub(crate) mod roles {
     pub(crate) const SITE: &str = "site";
     pub(crate) const EDGE: &str = "edge";
+    pub(crate) const SHARED_EDGE: &str = "shared-edge";
     pub(crate) const LOCK: &str = "lock";
     pub(crate) const NETWORK: &str = "network";
     pub(crate) const SWARM_SERVICE: &str = "swarm-service";
@@ -76,6 +79,12 @@ pub(crate) fn edge_container(project: &str) -> String {
 
 pub(crate) fn edge_volume(project: &str) -> String {
     format!("{project}-edge")
+}
+
+/// The shared edge of the projects with `domains` on `http_port` (also its volume's name, and
+/// the `project` label of both).
+pub(crate) fn shared_edge(http_port: u16) -> String {
+    format!("sitebuild-edge-{http_port}")
 }
 
 pub(crate) fn network(project: &str) -> String {
@@ -138,5 +147,7 @@ mod tests {
         assert!(suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(network("blog"), "blog-net");
         assert_eq!(lock_container("blog"), "blog-lock");
+        assert_eq!(shared_edge(443), "sitebuild-edge-443");
+        assert_eq!(lock_container(&shared_edge(80)), "sitebuild-edge-80-lock");
     }
 }

@@ -142,6 +142,25 @@ pub(crate) struct EdgeInputs<'a> {
     pub(crate) domains: &'a [String],
     /// HTTPS with this certificate; None: plain HTTP only.
     pub(crate) tls: Option<EdgeTls<'a>>,
+    /// Which file: a project's own edge, or the shared edge's main file or a project's part.
+    pub(crate) part: EdgePart<'a>,
+    /// Maintenance mode: the path of the page served with 503 (None: off).
+    pub(crate) maintenance_page: Option<&'a str>,
+}
+
+/// Seconds in the `Retry-After` header of a maintenance answer.
+pub(crate) const MAINTENANCE_RETRY_AFTER: u32 = 120;
+
+/// Which edge config file is rendered (see `deploy/shared_edge.rs`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) enum EdgePart<'a> {
+    /// A project's own edge: one whole file.
+    #[default]
+    Whole,
+    /// The shared edge's main file: global settings, default servers, these includes.
+    Main(&'a [String]),
+    /// One project's part of the shared edge (included by the main file).
+    Site,
 }
 
 /// The edge's HTTPS listener.
@@ -204,8 +223,47 @@ pub(crate) const EDGE_TLS_PORT: u16 = 8443;
 /// Render the edge proxy config (override in `templates_dir`, else built-in).
 pub(crate) fn render_edge(templates_dir: &Path, inputs: &EdgeInputs<'_>) -> Result<String> {
     let (name, source) = load_template_file(templates_dir, EDGE_TEMPLATE, DEFAULT_EDGE_TEMPLATE)?;
+    render_edge_source(&name, &source, inputs)
+}
+
+/// Render the edge config with the built-in template (the shared edge's main file).
+pub(crate) fn render_edge_builtin(inputs: &EdgeInputs<'_>) -> Result<String> {
+    render_edge_source("<built-in edge.conf.j2>", DEFAULT_EDGE_TEMPLATE, inputs)
+}
+
+fn render_edge_source(name: &str, source: &str, inputs: &EdgeInputs<'_>) -> Result<String> {
     let tls = inputs.tls.clone().unwrap_or_default();
+    let (part, includes): (&str, &[String]) = match inputs.part {
+        EdgePart::Whole => ("whole", &[]),
+        EdgePart::Main(files) => ("main", files),
+        EdgePart::Site => ("site", &[]),
+    };
+    // Names inside the shared edge's one `http` block are per project: nginx variable names
+    // allow only [A-Za-z0-9_], so a hash of the project's name stands in for it.
+    let (upstream, candidate_var, cache_prefix) = if part == "whole" {
+        (
+            "sitebuild_live".to_string(),
+            "sitebuild_candidate".to_string(),
+            String::new(),
+        )
+    } else {
+        use sha2::Digest;
+        let id = hex::encode(sha2::Sha256::digest(inputs.project.as_bytes()));
+        (
+            format!("sb_{}_live", &id[..12]),
+            format!("sb_{}_candidate", &id[..12]),
+            format!("{}/", inputs.project),
+        )
+    };
     let ctx = context! {
+        part => part,
+        includes => includes.to_vec(),
+        upstream => upstream,
+        candidate_var => candidate_var,
+        cache_prefix => cache_prefix,
+        maintenance => inputs.maintenance_page.is_some(),
+        maintenance_page => inputs.maintenance_page.unwrap_or(""),
+        retry_after => MAINTENANCE_RETRY_AFTER,
         listen_port => CONTAINER_PORT,
         site_port => CONTAINER_PORT,
         live => inputs.live,
@@ -224,11 +282,13 @@ pub(crate) fn render_edge(templates_dir: &Path, inputs: &EdgeInputs<'_>) -> Resu
         acme_challenges => tls.acme_challenges,
     };
     render_with(
-        &name,
-        &source,
+        name,
+        source,
         ctx,
         "listen_port, site_port, live, live_fingerprint, project, livereload, version, \
-         server_names, tls, tls_port, tls_cert, tls_key, https_suffix, hsts, http2, acme_challenges",
+         server_names, tls, tls_port, tls_cert, tls_key, https_suffix, hsts, http2, acme_challenges, \
+         part, includes, upstream, candidate_var, cache_prefix, maintenance, maintenance_page, \
+         retry_after",
         &Trust::MacroOutput,
     )
 }

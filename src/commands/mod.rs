@@ -7,6 +7,7 @@ mod deploy;
 mod down;
 mod help;
 mod init;
+mod maintenance;
 mod push;
 mod render;
 mod renew;
@@ -78,6 +79,12 @@ pub fn run(cli: Cli) -> Result<u8> {
             done(runtime.block_on(down::run(dir, images, preview, &ui)))
         }
         Command::Renew { force } => done(runtime.block_on(renew::run(dir, force, &ui))),
+        Command::Maintenance { state, message } => done(runtime.block_on(maintenance::run(
+            dir,
+            state == crate::cli::OnOff::On,
+            message.as_deref(),
+            &ui,
+        ))),
         Command::Init { ci, force } => done(init::run(dir, ci, force, &ui, &sink)),
         Command::Completions { shell } => done(help::completions(shell)),
         Command::Man => done(help::man()),

@@ -23,8 +23,8 @@ const ACCOUNT_FILE: &str = "acme-account.json";
 const CHALLENGE_PREFIX: &str = "acme-challenge-";
 
 /// The certificate in the edge's volume, if there is a usable one (an expired one is not).
-pub(crate) async fn stored(engine: &Engine, id: &str) -> Result<Option<CertKey>> {
-    let read = async |f: &str| engine.download_file(id, &format!("{EDGE_DIR}/{f}")).await;
+pub(crate) async fn stored(engine: &Engine, edge: &Edge) -> Result<Option<CertKey>> {
+    let read = async |f: &str| engine.download_file(&edge.id, &edge.path(f)).await;
     let (Some(chain), Some(key)) = (read(CERT_FILE).await?, read(KEY_FILE).await?) else {
         return Ok(None);
     };
@@ -41,25 +41,34 @@ pub(crate) async fn stored(engine: &Engine, id: &str) -> Result<Option<CertKey>>
 pub(crate) async fn current_or_placeholder(
     engine: &Engine,
     cfg: &Config,
-    id: &str,
+    edge: &Edge,
 ) -> Result<CertKey> {
-    if let Some(ck) = stored(engine, id).await? {
+    if let Some(ck) = stored(engine, edge).await? {
         return Ok(ck);
     }
     let (chain, key) = acme::placeholder(&cfg.domains)?;
     let ck = tls::check(&chain, &key, SystemTime::now())
         .map_err(|p| anyhow!("the placeholder certificate is unusable: {p:?}"))?;
-    save(engine, id, &chain, &key).await?;
+    save(engine, edge, &chain, &key).await?;
     Ok(ck)
 }
 
-async fn save(engine: &Engine, id: &str, chain: &str, key: &str) -> Result<()> {
+async fn save(engine: &Engine, edge: &Edge, chain: &str, key: &str) -> Result<()> {
     engine
-        .upload_files(id, EDGE_DIR, &[(CERT_FILE, chain.as_bytes())])
+        .upload_files(
+            &edge.id,
+            EDGE_DIR,
+            &[(&edge.entry(CERT_FILE), chain.as_bytes())],
+        )
         .await?;
     // Only sitebuild reads this copy (root, 0640): nginx reads the content-hashed one.
     engine
-        .upload_secret_files(id, EDGE_DIR, &[(KEY_FILE, key.as_bytes())], 0)
+        .upload_secret_files(
+            &edge.id,
+            EDGE_DIR,
+            &[(&edge.entry(KEY_FILE), key.as_bytes())],
+            0,
+        )
         .await
 }
 
@@ -108,7 +117,7 @@ pub(crate) async fn ensure_issued(
     }
     let current = match &edge.acme_cert {
         Some(ck) => ck.clone(),
-        None => current_or_placeholder(engine, cfg, &edge.id).await?,
+        None => current_or_placeholder(engine, cfg, edge).await?,
     };
     let reason = match needs_issuance(&current.info, &cfg.domains, SystemTime::now()) {
         Some(r) => r,
@@ -131,10 +140,10 @@ pub(crate) async fn ensure_issued(
         acme_cert: Some(ck.clone()),
         ..edge.clone()
     };
-    edge::apply(engine, cfg, &next, live)
+    edge::apply(engine, cfg, &next, live, ui)
         .await
         .context("the new certificate was not installed; the old one still serves")?;
-    save(engine, &edge.id, &chain, &key).await?;
+    save(engine, edge, &chain, &key).await?;
     *edge = next;
     ui.detail(format!(
         "certificate from {} until {}",
@@ -148,7 +157,7 @@ pub(crate) async fn ensure_issued(
 /// validation, CSR, chain. Returns (chain PEM, key PEM).
 async fn issue(engine: &Engine, cfg: &Config, edge: &Edge) -> Result<(String, String)> {
     let stored = engine
-        .download_file(&edge.id, &format!("{EDGE_DIR}/{ACCOUNT_FILE}"))
+        .download_file(&edge.id, &edge.path(ACCOUNT_FILE))
         .await?;
     let (account, created) = acme::account(
         &cfg.acme,
@@ -158,13 +167,13 @@ async fn issue(engine: &Engine, cfg: &Config, edge: &Edge) -> Result<(String, St
     .await?;
     if let Some(json) = created {
         engine
-            .upload_secret_files(&edge.id, EDGE_DIR, &[(ACCOUNT_FILE, &json)], 0)
+            .upload_secret_files(&edge.id, EDGE_DIR, &[(&edge.entry(ACCOUNT_FILE), &json)], 0)
             .await?;
     }
     let (mut order, answers) = acme::new_order(&account, &cfg.domains).await?;
     let names: Vec<String> = answers
         .iter()
-        .map(|a| format!("{CHALLENGE_PREFIX}{}", a.token))
+        .map(|a| edge.entry(&format!("{CHALLENGE_PREFIX}{}", a.token)))
         .collect();
     let files: Vec<(&str, &[u8])> = names
         .iter()
@@ -193,9 +202,8 @@ async fn issue(engine: &Engine, cfg: &Config, edge: &Edge) -> Result<(String, St
     }
     .await;
     // The answers are single-use; a failed removal only leaves a few stale bytes.
-    let mut rm = vec!["rm".to_string(), "-f".to_string()];
-    rm.extend(names.iter().map(|n| format!("{EDGE_DIR}/{n}")));
-    let _ = engine.exec(&edge.id, &rm).await;
+    let paths: Vec<String> = names.iter().map(|n| format!("{EDGE_DIR}/{n}")).collect();
+    let _ = edge::remove_paths(engine, edge, &paths).await;
     result.with_context(|| {
         let urls: Vec<String> = answers
             .iter()
@@ -228,7 +236,7 @@ pub(crate) async fn renew(engine: &Engine, cfg: &Config, force: bool, ui: &Ui) -
         );
     }
     lock::holding(engine, cfg, ui, async {
-        let info = edge::find(engine, &cfg.name)
+        let info = edge::find_for(engine, cfg)
             .await?
             .filter(crate::engine::ContainerInfo::is_running)
             .with_context(|| {

@@ -3,27 +3,38 @@
 //! config into its volume, `nginx -t`, `nginx -s reload` (graceful: old workers finish their
 //! requests). nginx resolves upstream names when it loads the config, so the reload is what
 //! moves traffic; a DNS change alone would not.
+//!
+//! A project with `domains` uses the shared edge instead (`shared_edge.rs`): the same [`Edge`]
+//! handle, with its state in `projects/<name>/` of the shared edge's volume and its config as one
+//! part of the shared edge's config. Everything here works on both through [`Edge::path`].
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::probe;
+use super::{probe, shared_edge};
 use crate::config::{Config, Tls};
 use crate::engine::{ContainerInfo, ContainerSpec, Engine, Publish};
 use crate::http;
 use crate::layout::{self, CONTAINER_PORT, NGINX};
 use crate::naming::{self, Labels, labels, roles};
-use crate::render::{self, EdgeInputs, EdgeTls, Http2};
+use crate::render::{self, EdgeInputs, EdgePart, EdgeTls, Http2};
 use crate::ui::Ui;
 
 /// Where the edge's volume (config + state) is mounted.
 pub(crate) const EDGE_DIR: &str = "/etc/sitebuild-edge";
-const EDGE_CONF: &str = "edge.conf";
-const EDGE_NEXT: &str = "edge.conf.next";
+pub(crate) const EDGE_CONF: &str = "edge.conf";
+pub(crate) const EDGE_NEXT: &str = "edge.conf.next";
 /// "<container name> <fingerprint>" of the live site, written at each switch.
-const LIVE_FILE: &str = "live";
+pub(crate) const LIVE_FILE: &str = "live";
+/// Maintenance mode: present while it is on; its content is the message (user text, only ever
+/// written into the HTML page, escaped).
+pub(crate) const MAINTENANCE_FILE: &str = "maintenance";
+/// The page served with 503 in maintenance mode.
+pub(crate) const MAINTENANCE_PAGE: &str = "maintenance.html";
+/// A copy of the certificate chain the edge serves for the project (for `status`).
+pub(crate) const SERVED_CERT: &str = "served.crt";
 
 /// The edge's health-gate route for a new version, and the header that names its container.
 pub(crate) const CANDIDATE_PATH: &str = "/.sitebuild/candidate/healthz";
@@ -48,6 +59,45 @@ pub(crate) struct Edge {
     pub(crate) http2: Http2,
     /// `tls = "acme"`: the certificate it serves (from its volume; see `certs.rs`).
     pub(crate) acme_cert: Option<crate::tls::CertKey>,
+    /// Where the project's state lives in the edge's volume, relative to [`EDGE_DIR`]: "" in a
+    /// project's own edge, `projects/<name>/` in the shared edge.
+    pub(crate) rel: String,
+    /// The shared edge of projects with `domains` (routes by Host/SNI).
+    pub(crate) shared: bool,
+    /// The Host header sitebuild's probes send (the first domain on the shared edge).
+    pub(crate) host: Option<String>,
+    /// Maintenance mode: Some(message) while it is on (from the volume).
+    pub(crate) maintenance: Option<String>,
+}
+
+impl Edge {
+    /// Absolute path of one of the project's files in the edge.
+    pub(crate) fn path(&self, file: &str) -> String {
+        format!("{EDGE_DIR}/{}{file}", self.rel)
+    }
+
+    /// Name of one of the project's files in an upload to [`EDGE_DIR`].
+    pub(crate) fn entry(&self, file: &str) -> String {
+        format!("{}{file}", self.rel)
+    }
+
+    /// Headers of sitebuild's probes through this edge (the Host on the shared edge).
+    pub(crate) fn probe_headers(&self) -> Vec<(&'static str, String)> {
+        self.host.iter().map(|h| ("Host", h.clone())).collect()
+    }
+}
+
+/// GET `path` through the edge with its probe headers plus `extra`.
+pub(crate) fn edge_get(
+    edge: &Edge,
+    path: &str,
+    extra: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<http::Response> {
+    let owned = edge.probe_headers();
+    let mut headers: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    headers.extend_from_slice(extra);
+    http::get(edge.probe, path, &headers, timeout)
 }
 
 /// The project's edge container, if any (running or not).
@@ -59,6 +109,16 @@ pub(crate) async fn find(engine: &Engine, project: &str) -> Result<Option<Contai
         .next())
 }
 
+/// The edge that serves `cfg`'s project: the shared edge on its `http_port` with `domains`,
+/// else its own edge.
+pub(crate) async fn find_for(engine: &Engine, cfg: &Config) -> Result<Option<ContainerInfo>> {
+    if cfg.domains.is_empty() {
+        find(engine, &cfg.name).await
+    } else {
+        shared_edge::find(engine, cfg.http_port).await
+    }
+}
+
 /// Make sure the network and a running edge on `bind:port` exist; keeps the live state.
 pub(crate) async fn ensure(
     engine: &Engine,
@@ -66,6 +126,9 @@ pub(crate) async fn ensure(
     livereload: Option<String>,
     ui: &Ui,
 ) -> Result<Edge> {
+    if !cfg.domains.is_empty() {
+        return shared_edge::ensure(engine, cfg, livereload, ui).await;
+    }
     let address = super::address_of(cfg);
     engine
         .ensure_network(
@@ -80,6 +143,10 @@ pub(crate) async fn ensure(
         livereload,
         http2: Http2::Unknown,
         acme_cert: None,
+        rel: String::new(),
+        shared: false,
+        host: None,
+        maintenance: None,
     };
     if let Some(existing) = find(engine, &cfg.name).await? {
         if existing.label(labels::ADDRESS) == Some(address.as_str()) {
@@ -88,14 +155,12 @@ pub(crate) async fn ensure(
                 engine.start(&existing.id).await?;
                 wait_answering(engine, &existing.id, edge.probe).await?;
             }
-            let http2 = nginx_http2(engine, &existing.id).await;
-            let acme_cert = acme_cert(engine, cfg, &existing.id).await?;
-            return Ok(Edge {
+            let edge = Edge {
+                http2: nginx_http2(engine, &existing.id).await,
                 id: existing.id,
-                http2,
-                acme_cert,
                 ..edge
-            });
+            };
+            return with_state(engine, cfg, edge).await;
         }
         // Moving to another address: make sure it is free before the old edge goes away.
         check_port_free(engine, cfg).await?;
@@ -144,12 +209,7 @@ pub(crate) async fn ensure(
         .volume(&volume, EDGE_DIR)
         .restart();
     let id = engine.create(&spec).await?;
-    let acme_cert = acme_cert(engine, cfg, &id).await?;
-    let edge = Edge {
-        id,
-        acme_cert,
-        ..edge
-    };
+    let edge = with_state(engine, cfg, Edge { id, ..edge }).await?;
     // A volume kept from an earlier edge (e.g. after a port change) still names the live site.
     let live = match read_live(engine, &edge).await? {
         Some(l) if site_running(engine, &l.container).await => Some(l),
@@ -178,25 +238,38 @@ pub(crate) async fn ensure(
         ..edge
     };
     if cfg.tls.is_on() {
-        refresh(engine, cfg, &edge, live.as_ref()).await?;
+        refresh(engine, cfg, &edge, live.as_ref(), ui).await?;
     }
     ui.detail(format!("edge {} listens on {address}", edge.name));
     Ok(edge)
 }
 
-/// `tls = "acme"`: the certificate in the edge's volume (a placeholder is made when none).
-async fn acme_cert(engine: &Engine, cfg: &Config, id: &str) -> Result<Option<crate::tls::CertKey>> {
-    if matches!(cfg.tls, Tls::Acme) {
-        Ok(Some(
-            super::certs::current_or_placeholder(engine, cfg, id).await?,
-        ))
+/// `edge` with the project's state from the edge's volume: maintenance mode, and with
+/// `tls = "acme"` the certificate (a placeholder is made when none).
+pub(crate) async fn with_state(engine: &Engine, cfg: &Config, edge: Edge) -> Result<Edge> {
+    let acme_cert = if matches!(cfg.tls, Tls::Acme) {
+        Some(super::certs::current_or_placeholder(engine, cfg, &edge).await?)
     } else {
-        Ok(None)
-    }
+        None
+    };
+    let maintenance = read_maintenance(engine, &edge).await?;
+    Ok(Edge {
+        acme_cert,
+        maintenance,
+        ..edge
+    })
+}
+
+/// The maintenance message when maintenance mode is on.
+pub(crate) async fn read_maintenance(engine: &Engine, edge: &Edge) -> Result<Option<String>> {
+    Ok(engine
+        .download_file(&edge.id, &edge.path(MAINTENANCE_FILE))
+        .await?
+        .map(|b| String::from_utf8_lossy(&b).into_owned()))
 }
 
 /// `nginx -v` in the running edge → the HTTP/2 syntax it accepts.
-async fn nginx_http2(engine: &Engine, id: &str) -> Http2 {
+pub(crate) async fn nginx_http2(engine: &Engine, id: &str) -> Http2 {
     match engine
         .exec(id, &[NGINX.to_string(), "-v".to_string()])
         .await
@@ -230,8 +303,16 @@ async fn upload_tls(engine: &Engine, cfg: &Config, edge: &Edge) -> Result<()> {
     let Some((crt, key, ck)) = tls_files(cfg, edge) else {
         return Ok(());
     };
+    let (crt, key, served) = (edge.entry(&crt), edge.entry(&key), edge.entry(SERVED_CERT));
     engine
-        .upload_files(&edge.id, EDGE_DIR, &[(&crt, ck.chain_pem.as_bytes())])
+        .upload_files(
+            &edge.id,
+            EDGE_DIR,
+            &[
+                (&crt, ck.chain_pem.as_bytes()),
+                (&served, ck.chain_pem.as_bytes()),
+            ],
+        )
         .await?;
     engine
         .upload_secret_files(
@@ -250,36 +331,58 @@ pub(crate) async fn attach(engine: &Engine, cfg: &Config, info: &ContainerInfo) 
     } else {
         Http2::Unknown
     };
-    let acme_cert = if matches!(cfg.tls, Tls::Acme) {
-        super::certs::stored(engine, &info.id).await?
-    } else {
-        None
-    };
-    Ok(Edge {
+    let shared = info.label(labels::ROLE) == Some(roles::SHARED_EDGE);
+    let edge = Edge {
         id: info.id.clone(),
         name: info.name.clone(),
         probe: probe::probe_addr(cfg)?,
         livereload: None,
         http2,
+        acme_cert: None,
+        rel: if shared {
+            shared_edge::rel(&cfg.name)
+        } else {
+            String::new()
+        },
+        shared,
+        host: if shared {
+            cfg.domains.first().cloned()
+        } else {
+            None
+        },
+        maintenance: None,
+    };
+    let acme_cert = if matches!(cfg.tls, Tls::Acme) {
+        super::certs::stored(engine, &edge).await?
+    } else {
+        None
+    };
+    let maintenance = read_maintenance(engine, &edge).await?;
+    Ok(Edge {
         acme_cert,
+        maintenance,
+        ..edge
     })
 }
 
-async fn site_running(engine: &Engine, name: &str) -> bool {
+pub(crate) async fn site_running(engine: &Engine, name: &str) -> bool {
     engine.container(name).await.is_ok_and(|c| c.is_running())
 }
 
-fn live_line(live: Option<&Live>) -> String {
+pub(crate) fn live_line(live: Option<&Live>) -> String {
     live.map(|l| format!("{} {}\n", l.container, l.fingerprint))
         .unwrap_or_default()
 }
 
-fn render_conf(cfg: &Config, edge: &Edge, live: Option<&Live>) -> Result<String> {
+/// The project's edge config: the whole file of its own edge, or its part of the shared edge.
+pub(crate) fn render_conf(cfg: &Config, edge: &Edge, live: Option<&Live>) -> Result<String> {
     let short = live
         .map(|l| crate::site::short(&l.fingerprint).to_string())
         .unwrap_or_default();
-    let files = tls_files(cfg, edge)
-        .map(|(c, k, _)| (format!("{EDGE_DIR}/{c}"), format!("{EDGE_DIR}/{k}")));
+    let files = tls_files(cfg, edge).map(|(c, k, _)| (edge.path(&c), edge.path(&k)));
+    let challenges = edge.path("");
+    let challenges = challenges.trim_end_matches('/');
+    let page = edge.path(MAINTENANCE_PAGE);
     let tls = files.as_ref().map(|(cert, key)| EdgeTls {
         cert,
         key,
@@ -287,7 +390,7 @@ fn render_conf(cfg: &Config, edge: &Edge, live: Option<&Live>) -> Result<String>
         hsts: cfg.hsts,
         http2: edge.http2,
         acme_challenges: if matches!(cfg.tls, Tls::Acme) {
-            EDGE_DIR
+            challenges
         } else {
             ""
         },
@@ -301,6 +404,12 @@ fn render_conf(cfg: &Config, edge: &Edge, live: Option<&Live>) -> Result<String>
             livereload: edge.livereload.as_deref().unwrap_or(""),
             domains: &cfg.domains,
             tls,
+            part: if edge.shared {
+                EdgePart::Site
+            } else {
+                EdgePart::Whole
+            },
+            maintenance_page: edge.maintenance.is_some().then_some(page.as_str()),
         },
     )
 }
@@ -308,44 +417,44 @@ fn render_conf(cfg: &Config, edge: &Edge, live: Option<&Live>) -> Result<String>
 /// The live site recorded in the edge's volume (None before the first deploy).
 pub(crate) async fn read_live(engine: &Engine, edge: &Edge) -> Result<Option<Live>> {
     let Some(bytes) = engine
-        .download_file(&edge.id, &format!("{EDGE_DIR}/{LIVE_FILE}"))
+        .download_file(&edge.id, &edge.path(LIVE_FILE))
         .await?
     else {
         return Ok(None);
     };
-    let text = String::from_utf8_lossy(&bytes);
-    Ok(text.split_once(' ').map(|(c, f)| Live {
+    Ok(parse_live(&String::from_utf8_lossy(&bytes)))
+}
+
+/// The `live` file: "<container> <fingerprint>", or empty.
+pub(crate) fn parse_live(text: &str) -> Option<Live> {
+    text.split_once(' ').map(|(c, f)| Live {
         container: c.trim().to_string(),
         fingerprint: f.trim().to_string(),
-    }))
+    })
 }
 
 /// Point the edge at `live`: write the config, `nginx -t` it, reload gracefully. A config that
-/// fails the test changes nothing.
+/// fails the test changes nothing. On the shared edge only this project's part changes (under
+/// the shared edge's lock).
 pub(crate) async fn apply(
     engine: &Engine,
     cfg: &Config,
     edge: &Edge,
     live: Option<&Live>,
+    ui: &Ui,
 ) -> Result<()> {
+    if edge.maintenance.is_some() {
+        write_maintenance_page(engine, edge, live).await?;
+    }
     let conf = render_conf(cfg, edge, live)?;
     upload_tls(engine, cfg, edge).await?;
+    if edge.shared {
+        return shared_edge::apply(engine, cfg, edge, live, &conf, ui).await;
+    }
     engine
         .upload_files(&edge.id, EDGE_DIR, &[(EDGE_NEXT, conf.as_bytes())])
         .await?;
-    let next = format!("{EDGE_DIR}/{EDGE_NEXT}");
-    let (code, out) = engine
-        .exec(
-            &edge.id,
-            &[NGINX, "-e", "stderr", "-t", "-q", "-c", &next].map(String::from),
-        )
-        .await?;
-    if code != 0 {
-        bail!(
-            "the edge config does not pass nginx -t (nothing was switched); nginx says:\n{}",
-            out.trim_end()
-        );
-    }
+    test_config(engine, edge, &format!("{EDGE_DIR}/{EDGE_NEXT}")).await?;
     engine
         .upload_files(
             &edge.id,
@@ -356,6 +465,29 @@ pub(crate) async fn apply(
             ],
         )
         .await?;
+    reload(engine, edge).await
+}
+
+/// `nginx -t` of the config at `path` in the edge; the error quotes nginx.
+pub(crate) async fn test_config(engine: &Engine, edge: &Edge, path: &str) -> Result<()> {
+    let (code, out) = engine
+        .exec(
+            &edge.id,
+            &[NGINX, "-e", "stderr", "-t", "-q", "-c", path].map(String::from),
+        )
+        .await?;
+    if code != 0 {
+        bail!(
+            "the edge config does not pass nginx -t (nothing was switched); nginx says:\n{}",
+            out.trim_end()
+        );
+    }
+    Ok(())
+}
+
+/// Reload the edge's nginx with its config file and wait until no old worker accepts
+/// connections any more.
+pub(crate) async fn reload(engine: &Engine, edge: &Edge) -> Result<()> {
     let conf_path = format!("{EDGE_DIR}/{EDGE_CONF}");
     let old_workers = accepting_workers(engine, &edge.id).await?;
     let (code, out) = engine
@@ -390,6 +522,80 @@ pub(crate) async fn apply(
     })
 }
 
+/// Remove files or directories from the edge's volume (`rm -rf`, as root: the engine wrote them
+/// root-owned). `rm`, else busybox's (the offline base has only `/bin/busybox`).
+pub(crate) async fn remove_paths(engine: &Engine, edge: &Edge, paths: &[String]) -> Result<()> {
+    let mut last = String::new();
+    for prefix in [&[][..], &["busybox"][..]] {
+        let mut cmd: Vec<String> = prefix.iter().map(ToString::to_string).collect();
+        cmd.extend(["rm".to_string(), "-rf".to_string()]);
+        cmd.extend(paths.iter().cloned());
+        match engine.exec_root(&edge.id, &cmd).await {
+            Ok((0, _)) => return Ok(()),
+            Ok((code, out)) => last = format!("exit code {code}: {}", out.trim()),
+            Err(e) => last = format!("{e:#}"),
+        }
+    }
+    bail!(
+        "cannot remove {} in the edge {}: {last}",
+        paths.join(", "),
+        edge.name
+    )
+}
+
+/// The maintenance page: the live version's `maintenance.html` when it has one, else the
+/// built-in page with the message; a file in the edge's volume, never nginx text.
+async fn write_maintenance_page(engine: &Engine, edge: &Edge, live: Option<&Live>) -> Result<()> {
+    let own = match live {
+        Some(l) => engine
+            .download_file(
+                &l.container,
+                &format!("{}/{MAINTENANCE_PAGE}", layout::SITE_ROOT),
+            )
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    let page = own.unwrap_or_else(|| {
+        builtin_maintenance_page(edge.maintenance.as_deref().unwrap_or("")).into_bytes()
+    });
+    engine
+        .upload_files(
+            &edge.id,
+            EDGE_DIR,
+            &[(&edge.entry(MAINTENANCE_PAGE), page.as_slice())],
+        )
+        .await
+}
+
+/// The built-in maintenance page; `message` is HTML-escaped.
+pub(crate) fn builtin_maintenance_page(message: &str) -> String {
+    let message = if message.trim().is_empty() {
+        "This site is down for maintenance and will be back shortly."
+    } else {
+        message
+    };
+    let escaped: String = message
+        .chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_string(),
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '"' => "&quot;".to_string(),
+            '\'' => "&#39;".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\">\
+         <title>Down for maintenance</title></head>\n<body style=\"font-family:sans-serif;\
+         max-width:40em;margin:4em auto;padding:0 1em\">\n<h1>Down for maintenance</h1>\n\
+         <p>{escaped}</p>\n</body></html>\n"
+    )
+}
+
 /// Make the running edge config the one this sitebuild renders for `live` (an edge made by an
 /// earlier version, or an edited `edge.conf.j2`): reloads only when they differ.
 pub(crate) async fn refresh(
@@ -397,11 +603,12 @@ pub(crate) async fn refresh(
     cfg: &Config,
     edge: &Edge,
     live: Option<&Live>,
+    ui: &Ui,
 ) -> Result<()> {
     if is_current(engine, cfg, edge, live).await? {
         return Ok(());
     }
-    apply(engine, cfg, edge, live).await
+    apply(engine, cfg, edge, live, ui).await
 }
 
 /// Is the running edge config the one this sitebuild renders for `live` (same domains,
@@ -413,9 +620,12 @@ pub(crate) async fn is_current(
     live: Option<&Live>,
 ) -> Result<bool> {
     let want = render_conf(cfg, edge, live)?;
-    let have = engine
-        .download_file(&edge.id, &format!("{EDGE_DIR}/{EDGE_CONF}"))
-        .await?;
+    let file = if edge.shared {
+        edge.path(shared_edge::SITE_CONF)
+    } else {
+        format!("{EDGE_DIR}/{EDGE_CONF}")
+    };
+    let have = engine.download_file(&edge.id, &file).await?;
     Ok(have.as_deref() == Some(want.as_bytes()))
 }
 
@@ -439,9 +649,9 @@ pub(crate) async fn wait_live(edge: &Edge, fingerprint: &str) -> Result<()> {
         Duration::from_secs(10),
         Duration::from_millis(20),
         async || {
-            let probe = edge.probe;
+            let e = edge.clone();
             let got = tokio::task::spawn_blocking(move || {
-                http::get(probe, "/healthz", &[], Duration::from_secs(1))
+                edge_get(&e, "/healthz", &[], Duration::from_secs(1))
             })
             .await?;
             match got {
@@ -461,7 +671,7 @@ pub(crate) async fn wait_live(edge: &Edge, fingerprint: &str) -> Result<()> {
 }
 
 /// Wait until the edge answers HTTP at all (503 before the first deploy is fine).
-async fn wait_answering(engine: &Engine, id: &str, probe: SocketAddr) -> Result<()> {
+pub(crate) async fn wait_answering(engine: &Engine, id: &str, probe: SocketAddr) -> Result<()> {
     let answered = probe::poll_until(
         Duration::from_secs(15),
         Duration::from_millis(50),
@@ -500,7 +710,7 @@ async fn not_answering(engine: &Engine, info: &ContainerInfo, probe: SocketAddr)
 }
 
 /// Refuse early, with the key to change, when another program holds the port.
-async fn check_port_free(engine: &Engine, cfg: &Config) -> Result<()> {
+pub(crate) async fn check_port_free(engine: &Engine, cfg: &Config) -> Result<()> {
     let mut ports = vec![(
         cfg.edge_http_port(),
         if cfg.domains.is_empty() {
@@ -509,7 +719,8 @@ async fn check_port_free(engine: &Engine, cfg: &Config) -> Result<()> {
             "http_port"
         },
     )];
-    if cfg.tls.is_on() {
+    // The shared edge (projects with domains) always publishes both ports.
+    if cfg.tls.is_on() || !cfg.domains.is_empty() {
         ports.push((cfg.https_port, "https_port"));
     }
     for (port, key) in ports {
@@ -533,15 +744,30 @@ async fn check_one_port_free(engine: &Engine, cfg: &Config, port: u16, key: &str
         Err(_) => return Ok(()),
     };
     let address = addr.to_string();
-    let holders = engine
-        .containers_with_labels(&[(labels::MANAGED, "true"), (labels::ROLE, roles::EDGE)])
+    let holders: Vec<ContainerInfo> = engine
+        .containers_with_labels(&[(labels::MANAGED, "true")])
         .await
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| {
+            matches!(
+                c.label(labels::ROLE),
+                Some(roles::EDGE | roles::SHARED_EDGE)
+            )
+        })
+        .collect();
     let holds = |h: &ContainerInfo| {
         h.label(labels::ADDRESS)
             .is_some_and(|a| a.split(',').any(|p| p == address))
     };
     if let Some(h) = holders.iter().find(|h| h.is_running() && holds(h)) {
+        if h.label(labels::ROLE) == Some(roles::SHARED_EDGE) {
+            return Err(err.context(format!(
+                "{address} is held by the shared edge {} of the projects with `domains` on \
+                 another http_port; use another port",
+                h.name
+            )));
+        }
         return Err(err.context(format!(
             "{address} is held by another sitebuild project, `{}` (container {}); stop it with \
              `sitebuild down` in that project, or use another port",

@@ -14,7 +14,6 @@
 //! next run removes the half-finished containers (site containers the edge does not point to)
 //! and converges.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -64,7 +63,12 @@ async fn is_live(
         .containers_with_labels(&[(labels::PROJECT, &cfg.name)])
         .await?;
     let role = |c: &&ContainerInfo, r: &str| c.label(labels::ROLE) == Some(r);
-    let Some(edge) = all.iter().find(|c| role(c, roles::EDGE)) else {
+    let edge = if cfg.domains.is_empty() {
+        all.iter().find(|c| role(c, roles::EDGE)).cloned()
+    } else {
+        super::shared_edge::find(engine, cfg.http_port).await?
+    };
+    let Some(edge) = edge.as_ref() else {
         return Ok(None);
     };
     if !edge.is_running() || edge.label(labels::ADDRESS) != Some(super::address_of(cfg).as_str()) {
@@ -101,11 +105,20 @@ async fn is_live(
             return Ok(None);
         }
     }
-    // The edge's /healthz names the fingerprint it routes to (cheaper than reading its volume).
-    let Ok(resp) = probe::probe(probe::probe_addr(cfg)?, "/healthz", Duration::from_secs(2)).await
-    else {
+    // The edge's /healthz names the fingerprint it routes to (cheaper than reading its volume);
+    // the shared edge answers it for the project's first domain.
+    let (addr, host) = (probe::probe_addr(cfg)?, cfg.domains.first().cloned());
+    let got = tokio::task::spawn_blocking(move || {
+        let headers: Vec<(&str, &str)> = host.iter().map(|h| ("Host", h.as_str())).collect();
+        crate::http::get(addr, "/healthz", &headers, Duration::from_secs(2))
+    })
+    .await?;
+    let Ok(resp) = got else {
         return Ok(None);
     };
+    if resp.status != 200 {
+        return Ok(None);
+    }
     let routed = resp.header("x-sitebuild-live") == Some(release.short());
     Ok(routed.then(|| site.name.clone()))
 }
@@ -193,14 +206,14 @@ async fn deploy_locked(
         && l.fingerprint == release.fingerprint
         && live_mode_ok
     {
-        edge::apply(engine, cfg, &edge, Some(l)).await?;
+        edge::apply(engine, cfg, &edge, Some(l), ui).await?;
         return Ok(Outcome::Unchanged {
             container: l.container.clone(),
         });
     }
 
     // The candidate route below needs the edge config of this version.
-    edge::refresh(engine, cfg, &edge, live.as_ref()).await?;
+    edge::refresh(engine, cfg, &edge, live.as_ref(), ui).await?;
 
     let name = naming::site_container(&cfg.name, release.short());
     let spec = site_spec(cfg, release, &name, opts);
@@ -213,7 +226,7 @@ async fn deploy_locked(
         wait_healthy(
             engine,
             &new_id,
-            edge.probe,
+            &edge,
             &name,
             Duration::from_secs(cfg.health_timeout),
         )
@@ -243,7 +256,7 @@ async fn deploy_locked(
         container: name.clone(),
         fingerprint: release.fingerprint.clone(),
     };
-    edge::apply(engine, cfg, &edge, Some(&new_live)).await?;
+    edge::apply(engine, cfg, &edge, Some(&new_live), ui).await?;
     edge::wait_live(&edge, &release.fingerprint).await?;
     pause_point("after-switch", ui).await;
 
@@ -283,7 +296,7 @@ fn site_spec(cfg: &Config, release: &Release, name: &str, opts: &DeployOptions) 
 async fn wait_healthy(
     engine: &Engine,
     id: &str,
-    addr: SocketAddr,
+    edge: &edge::Edge,
     name: &str,
     timeout: Duration,
 ) -> Result<()> {
@@ -299,9 +312,22 @@ async fn wait_healthy(
                     info.restart_count
                 );
             }
-            let headers = [(edge::CANDIDATE_HEADER, name)];
-            match probe::get_ok(addr, edge::CANDIDATE_PATH, &headers, Duration::from_secs(1)).await {
-                Ok(_) => Ok(Some(())),
+            let (e, n) = (edge.clone(), name.to_string());
+            let got = tokio::task::spawn_blocking(move || {
+                edge::edge_get(
+                    &e,
+                    edge::CANDIDATE_PATH,
+                    &[(edge::CANDIDATE_HEADER, n.as_str())],
+                    Duration::from_secs(1),
+                )
+            })
+            .await?;
+            match got {
+                Ok(r) if r.status == 200 => Ok(Some(())),
+                Ok(r) => {
+                    last = format!("GET {} answered {}", edge::CANDIDATE_PATH, r.status);
+                    Ok(None)
+                }
                 Err(e) => {
                     last = format!("{e:#}");
                     Ok(None)
@@ -320,13 +346,72 @@ async fn wait_healthy(
 
 /// The fingerprint the edge routes to, if there is an edge and a live site.
 pub(crate) async fn live_fingerprint(engine: &Engine, cfg: &Config) -> Result<Option<String>> {
-    match edge::find(engine, &cfg.name).await? {
+    match edge::find_for(engine, cfg).await? {
         Some(e) => {
             let e = edge::attach(engine, cfg, &e).await?;
             Ok(edge::read_live(engine, &e).await?.map(|l| l.fingerprint))
         }
         None => Ok(None),
     }
+}
+
+/// Maintenance mode on (`Some(message)`) or off, under the project's lock: the edge config
+/// changes (nginx -t + graceful reload), then the state file that keeps it across deploys.
+pub(crate) async fn maintenance(
+    engine: &Engine,
+    cfg: &Config,
+    message: Option<&str>,
+    ui: &Ui,
+) -> Result<String> {
+    lock::holding(engine, cfg, ui, async {
+        let info = edge::find_for(engine, cfg)
+            .await?
+            .filter(ContainerInfo::is_running)
+            .with_context(|| {
+                format!(
+                    "{} has no running edge; run `sitebuild deploy` first",
+                    cfg.name
+                )
+            })?;
+        let edge = edge::attach(engine, cfg, &info).await?;
+        let live = edge::read_live(engine, &edge).await?;
+        if live.is_none() {
+            bail!(
+                "{} has no live version on {}; run `sitebuild deploy` first",
+                cfg.name,
+                edge.name
+            );
+        }
+        let was_on = edge.maintenance.is_some();
+        let edge = edge::Edge {
+            maintenance: message.map(String::from),
+            ..edge
+        };
+        edge::apply(engine, cfg, &edge, live.as_ref(), ui).await?;
+        let state = edge.path(edge::MAINTENANCE_FILE);
+        if let Some(m) = message {
+            engine
+                .upload_files(
+                    &edge.id,
+                    edge::EDGE_DIR,
+                    &[(&edge.entry(edge::MAINTENANCE_FILE), m.as_bytes())],
+                )
+                .await?;
+            return Ok(format!(
+                "maintenance on: {} answers 503 (Retry-After {} s) with the maintenance \
+                 page; /healthz still answers 200. `sitebuild maintenance off` ends it",
+                cfg.url(),
+                crate::render::MAINTENANCE_RETRY_AFTER
+            ));
+        }
+        edge::remove_paths(engine, &edge, &[state]).await?;
+        Ok(if was_on {
+            format!("maintenance off: {} serves the site again", cfg.url())
+        } else {
+            format!("maintenance was not on; {} serves the site", cfg.url())
+        })
+    })
+    .await
 }
 
 /// `domains` and `tls` lines of `status` (none without domains).
@@ -379,25 +464,50 @@ pub(crate) async fn status(
         out.push("nothing runs for this project (start it with `sitebuild up`)".to_string());
         return Ok(out);
     }
-    let edge = all
-        .iter()
-        .find(|c| c.label(labels::ROLE) == Some(roles::EDGE));
+    let edge = if cfg.domains.is_empty() {
+        all.iter()
+            .find(|c| c.label(labels::ROLE) == Some(roles::EDGE))
+            .cloned()
+    } else {
+        super::shared_edge::find(engine, cfg.http_port).await?
+    };
     let mut live_name = None;
     if let Some(e) = edge {
         let e = &engine.container(&e.id).await?;
         let address = e.label(labels::ADDRESS).unwrap_or("?");
-        out.push(format!(
-            "edge       {} ({}) on {address} since {}",
-            e.name,
-            e.state,
-            e.started_at.as_deref().unwrap_or("?")
-        ));
+        if e.label(labels::ROLE) == Some(roles::SHARED_EDGE) {
+            out.extend(super::shared_edge::status(engine, e).await?);
+        } else {
+            out.push(format!(
+                "edge       {} ({}) on {address} since {}",
+                e.name,
+                e.state,
+                e.started_at.as_deref().unwrap_or("?")
+            ));
+        }
         out.extend(tls_status(cfg));
         let handle = edge::attach(engine, cfg, e).await?;
+        out.push(match &handle.maintenance {
+            Some(m) if m.trim().is_empty() => {
+                "maintenance on (503 with the maintenance page; `sitebuild maintenance off`)"
+                    .to_string()
+            }
+            Some(m) => format!(
+                "maintenance on ({:?}; `sitebuild maintenance off`)",
+                m.trim()
+            ),
+            None => "maintenance off".to_string(),
+        });
         if let Some(live) = edge::read_live(engine, &handle).await? {
             let health = if address == super::address_of(cfg) {
-                match probe::probe(handle.probe, "/healthz", Duration::from_secs(2)).await {
-                    Ok(_) => "healthy (/healthz 200)".to_string(),
+                let h = handle.clone();
+                let got = tokio::task::spawn_blocking(move || {
+                    edge::edge_get(&h, "/healthz", &[], Duration::from_secs(2))
+                })
+                .await?;
+                match got {
+                    Ok(r) if r.status == 200 => "healthy (/healthz 200)".to_string(),
+                    Ok(r) => format!("unhealthy: /healthz answered {}", r.status),
                     Err(e) => format!("unhealthy: {e:#}"),
                 }
             } else {

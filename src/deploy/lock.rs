@@ -46,13 +46,35 @@ fn is_stale(holder: &str, since: u64) -> bool {
 
 /// Take the project's deploy lock, waiting up to `lock_timeout`.
 pub(crate) async fn acquire(engine: &Engine, cfg: &Config, ui: &Ui) -> Result<Lock> {
-    let name = naming::lock_container(&cfg.name);
+    let what = format!("another deploy of {}", cfg.name);
+    acquire_named(
+        engine,
+        cfg,
+        &naming::lock_container(&cfg.name),
+        &cfg.name,
+        &what,
+        ui,
+    )
+    .await
+}
+
+/// Take the lock container `name` (labelled with `project`); `what` names the other holder in
+/// messages ("another deploy of blog").
+async fn acquire_named(
+    engine: &Engine,
+    cfg: &Config,
+    name: &str,
+    project: &str,
+    what: &str,
+    ui: &Ui,
+) -> Result<Lock> {
+    let name = name.to_string();
     let holder = format!("{}:{}", hostname(), std::process::id());
     let started = Instant::now();
     let mut told = false;
     loop {
         // Never started: it exists to be created atomically. No network, tiny limits.
-        let labels = Labels::project(&cfg.name)
+        let labels = Labels::project(project)
             .role(roles::LOCK)
             .with(labels::HOLDER, &holder)
             .with(labels::SINCE, now_secs().to_string())
@@ -82,16 +104,15 @@ pub(crate) async fn acquire(engine: &Engine, cfg: &Config, ui: &Ui) -> Result<Lo
         }
         if !told {
             ui.step(format!(
-                "waiting for another deploy of {} to finish (lock {name} held by {other}; lock_timeout {} s)",
-                cfg.name, cfg.lock_timeout
+                "waiting for {what} to finish (lock {name} held by {other}; lock_timeout {} s)",
+                cfg.lock_timeout
             ));
             told = true;
         }
         if started.elapsed() > Duration::from_secs(cfg.lock_timeout) {
             bail!(
-                "another deploy of {} held the lock for more than {} s (lock_timeout); holder {other}. \
-                 If that deploy crashed on another machine, remove the lock with `docker rm {name}`",
-                cfg.name,
+                "{what} held the lock for more than {} s (lock_timeout); holder {other}. \
+                 If it crashed on another machine, remove the lock with `docker rm {name}`",
                 cfg.lock_timeout
             );
         }
@@ -114,6 +135,25 @@ pub(crate) async fn holding<T>(
     work: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
     let lock = acquire(engine, cfg, ui).await?;
+    let result = work.await;
+    let released = lock.release(engine).await;
+    let value = result?;
+    released?;
+    Ok(value)
+}
+
+/// Run `work` holding the lock of a resource several projects share (the shared edge): a
+/// lock container `name` labelled with `project` (the shared resource's name).
+pub(crate) async fn holding_shared<T>(
+    engine: &Engine,
+    cfg: &Config,
+    name: &str,
+    project: &str,
+    ui: &Ui,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let what = format!("another change of the shared edge {project}");
+    let lock = acquire_named(engine, cfg, name, project, &what, ui).await?;
     let result = work.await;
     let released = lock.release(engine).await;
     let value = result?;

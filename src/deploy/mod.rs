@@ -15,6 +15,7 @@ mod local;
 mod lock;
 pub(crate) mod preview;
 pub(crate) mod probe;
+pub(crate) mod shared_edge;
 mod swarm;
 
 use std::net::SocketAddr;
@@ -72,11 +73,12 @@ pub(crate) enum Outcome {
     },
 }
 
-/// `bind:port` as recorded on the edge (`bind:http,bind:https` with TLS): a change of either
-/// port, or turning TLS on or off, makes a new edge.
+/// `bind:port` as recorded on the edge (`bind:http,bind:https` with TLS, and always on the shared
+/// edge of projects with domains): a change of either port, or turning TLS on or off, makes a
+/// new edge.
 pub(crate) fn address_of(config: &Config) -> String {
     let http = SocketAddr::new(config.bind, config.edge_http_port()).to_string();
-    if config.tls.is_on() {
+    if config.tls.is_on() || !config.domains.is_empty() {
         format!("{http},{}", SocketAddr::new(config.bind, config.https_port))
     } else {
         http
@@ -139,6 +141,17 @@ pub(crate) async fn status(
         Target::Local => local::status(engine, cfg, current).await,
         Target::Swarm => swarm::status(engine, cfg).await,
     }
+}
+
+/// `sitebuild maintenance`: Some(message) turns maintenance mode on, None off; returns a line.
+pub(crate) async fn maintenance(
+    engine: &Engine,
+    cfg: &Config,
+    message: Option<&str>,
+    ui: &Ui,
+) -> Result<String> {
+    require_local(cfg, "maintenance")?;
+    local::maintenance(engine, cfg, message, ui).await
 }
 
 /// The project's images, newest first, one entry per image id.
@@ -250,6 +263,10 @@ pub(crate) async fn down(engine: &Engine, cfg: &Config, images: bool, ui: &Ui) -
         // Gone at once, so swarm restarts none of the task containers removed below.
         engine.remove_service(&naming::service(&cfg.name)).await?;
         ui.step(format!("removed swarm service {}", cfg.name));
+    }
+    // Its part of a shared edge first (the edge stops routing to it; the others keep serving).
+    for shared in shared_edge::all(engine).await? {
+        shared_edge::remove_project(engine, cfg, &shared, ui).await?;
     }
     let containers = engine
         .containers_with_labels(&[(labels::PROJECT, &cfg.name)])

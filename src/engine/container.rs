@@ -474,12 +474,55 @@ impl Engine {
         Ok(true)
     }
 
+    /// Read the regular files under `dir` of a container: (path relative to `dir`, content);
+    /// empty when `dir` does not exist.
+    pub(crate) async fn download_dir(&self, id: &str, dir: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let opts = DownloadFromContainerOptionsBuilder::new().path(dir).build();
+        let mut stream = self.docker.download_from_container(id, Some(opts));
+        let mut raw = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => raw.extend_from_slice(&bytes),
+                Err(e) if status_of(&e) == Some(404) => return Ok(Vec::new()),
+                Err(e) => {
+                    return Err(anyhow!(e)).with_context(|| format!("cannot read {id}:{dir}"));
+                }
+            }
+        }
+        let mut files = Vec::new();
+        let mut archive = tar::Archive::new(raw.as_slice());
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            // The archive's entries start with the directory's own name.
+            let path = entry.path()?.to_string_lossy().into_owned();
+            let rel = path.split_once('/').map_or("", |(_, r)| r).to_string();
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut out)?;
+            files.push((rel, out));
+        }
+        Ok(files)
+    }
+
     /// Run a command in a running container; returns its exit code and output.
     pub(crate) async fn exec(&self, id: &str, cmd: &[String]) -> Result<(i64, String)> {
+        self.exec_as(id, None, cmd).await
+    }
+
+    /// [`Engine::exec`] as root (still without capabilities): to remove files the engine wrote
+    /// into a volume (root-owned directories), e.g. a project's directory in the shared edge.
+    pub(crate) async fn exec_root(&self, id: &str, cmd: &[String]) -> Result<(i64, String)> {
+        self.exec_as(id, Some("0"), cmd).await
+    }
+
+    async fn exec_as(&self, id: &str, user: Option<&str>, cmd: &[String]) -> Result<(i64, String)> {
         let config = ExecConfig {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             cmd: Some(cmd.to_vec()),
+            user: user.map(String::from),
             ..Default::default()
         };
         let exec = self

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use anyhow::{Context, Result, anyhow};
-use bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
+use bollard::models::{
+    NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, VolumeCreateRequest,
+};
 use bollard::query_parameters::RemoveVolumeOptionsBuilder;
 
 use super::{Engine, status_of};
@@ -44,6 +46,48 @@ impl Engine {
             .unwrap_or_default()
             .iter()
             .find_map(|c| c.gateway.as_ref()?.parse().ok()))
+    }
+
+    /// Attach a container to a network (the shared edge to a project's network); nothing
+    /// when it is attached already.
+    pub(crate) async fn connect_network(&self, name: &str, container_id: &str) -> Result<()> {
+        let net = self
+            .docker
+            .inspect_network(name, None)
+            .await
+            .with_context(|| format!("cannot inspect network {name}"))?;
+        if net
+            .containers
+            .unwrap_or_default()
+            .keys()
+            .any(|id| id == container_id)
+        {
+            return Ok(());
+        }
+        let req = NetworkConnectRequest {
+            container: container_id.to_string(),
+            endpoint_config: None,
+        };
+        match self.docker.connect_network(name, req).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.to_string().contains("already exists") => Ok(()),
+            Err(e) => Err(anyhow!(e))
+                .with_context(|| format!("cannot connect {container_id} to network {name}")),
+        }
+    }
+
+    /// Detach a container from a network; false when either is gone or it was not attached.
+    pub(crate) async fn disconnect_network(&self, name: &str, container_id: &str) -> Result<bool> {
+        let req = NetworkDisconnectRequest {
+            container: container_id.to_string(),
+            force: Some(true),
+        };
+        match self.docker.disconnect_network(name, req).await {
+            Ok(()) => Ok(true),
+            Err(e) if matches!(status_of(&e), Some(404 | 403)) => Ok(false),
+            Err(e) => Err(anyhow!(e))
+                .with_context(|| format!("cannot disconnect {container_id} from network {name}")),
+        }
     }
 
     pub(crate) async fn remove_network(&self, name: &str) -> Result<bool> {

@@ -18,6 +18,7 @@ mod registry;
 mod remote;
 mod rules;
 mod skew;
+mod shared_edge;
 mod ssh;
 mod swarm;
 mod tls;

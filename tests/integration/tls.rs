@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::common::*;
 
 /// A self-signed certificate for `names` (the first is the subject) and its key, in `dir`.
-fn make_cert(dir: &Path, stem: &str, names: &[&str]) -> (String, String) {
+pub(crate) fn make_cert(dir: &Path, stem: &str, names: &[&str]) -> (String, String) {
     let (crt, key) = (format!("{stem}.crt"), format!("{stem}.key"));
     let san = names
         .iter()
@@ -45,7 +45,7 @@ fn make_cert(dir: &Path, stem: &str, names: &[&str]) -> (String, String) {
 }
 
 /// `curl -s` with `--resolve host:port:127.0.0.1`; returns (exit ok, stdout).
-fn curl(host: &str, port: u16, args: &[&str]) -> (bool, String) {
+pub(crate) fn curl(host: &str, port: u16, args: &[&str]) -> (bool, String) {
     let out = Command::new("curl")
         .args(["-s", "--max-time", "5", "--resolve"])
         .arg(format!("{host}:{port}:127.0.0.1"))

@@ -31,6 +31,17 @@ impl Load {
         allowed: Vec<Vec<u8>>,
         threads: usize,
     ) -> Load {
+        Load::start_host(addr, None, path, allowed, threads)
+    }
+
+    /// [`Load::start`] with a `Host` header (the shared edge routes by it).
+    pub(crate) fn start_host(
+        addr: SocketAddr,
+        host: Option<&str>,
+        path: &str,
+        allowed: Vec<Vec<u8>>,
+        threads: usize,
+    ) -> Load {
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let allowed = std::sync::Arc::new(std::sync::Mutex::new(allowed));
@@ -39,10 +50,13 @@ impl Load {
                 let stop = stop.clone();
                 let allowed = allowed.clone();
                 let path = path.to_string();
+                let host = host.map(String::from);
                 std::thread::spawn(move || {
                     let mut r = LoadReport::default();
+                    let headers: Vec<(&str, &str)> =
+                        host.iter().map(|h| ("Host", h.as_str())).collect();
                     while !stop.load(Ordering::Relaxed) {
-                        match get(addr, &path, &[], Duration::from_secs(5)) {
+                        match get(addr, &path, &headers, Duration::from_secs(5)) {
                             Err(e) => {
                                 r.connection_errors += 1;
                                 r.first_error.get_or_insert(format!("{e:#}"));
@@ -224,11 +238,23 @@ impl KeepAliveLoad {
         allowed: Vec<Vec<u8>>,
         threads: usize,
     ) -> Self {
+        Self::start_host(addr, None, path, allowed, threads)
+    }
+
+    /// [`KeepAliveLoad::start`] with this `Host` header instead of the address.
+    pub(crate) fn start_host(
+        addr: SocketAddr,
+        host: Option<&str>,
+        path: &str,
+        allowed: Vec<Vec<u8>>,
+        threads: usize,
+    ) -> Self {
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let allowed = std::sync::Arc::new(std::sync::Mutex::new(allowed));
+        let host = host.map_or_else(|| addr.to_string(), String::from);
         let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: keepalive-load\r\n\r\n");
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: keepalive-load\r\n\r\n");
         let handles = (0..threads)
             .map(|_| {
                 let stop = stop.clone();

@@ -211,6 +211,29 @@ impl Drop for Project {
             }
         }
         let _ = docker(&["network", "rm", &format!("{}-net", self.name)]);
+        // A shared edge on this project's port (projects with `domains` use `http_port`; tests
+        // give it the port of one of them), its lock and volume.
+        let shared = format!("sitebuild-edge-{}", self.port);
+        if docker(&["inspect", &shared]).status.success() {
+            let _ = docker(&["rm", "-f", &shared]);
+        }
+        let _ = docker(&["rm", "-f", &format!("{shared}-lock")]);
+        let _ = docker(&["volume", "rm", "-f", &shared]);
+        // A shared edge of another test project may still be attached (a failed test): detach it.
+        let net = format!("{}-net", self.name);
+        let attached = docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .Containers}}{{.Name}} {{end}}",
+            &net,
+        ]);
+        for name in String::from_utf8_lossy(&attached.stdout).split_whitespace() {
+            if name.starts_with("sitebuild-edge-") {
+                let _ = docker(&["network", "disconnect", "-f", &net, name]);
+            }
+        }
+        let _ = docker(&["network", "rm", &net]);
         let _ = docker(&["volume", "rm", "-f", &format!("{}-edge", self.name)]);
         let mut imgs = self.images();
         imgs.sort();
