@@ -183,12 +183,7 @@ pub(crate) async fn ensure(
     let mut edge_labels = Labels::project(&cfg.name)
         .role(roles::EDGE)
         .with(labels::ADDRESS, &address);
-    if let Some(p) = &cfg.preview {
-        edge_labels = edge_labels
-            .with(labels::PREVIEW_OF, &p.of)
-            .with(labels::PREVIEW, &p.label)
-            .with(labels::URL, cfg.url());
-    }
+    edge_labels = super::preview::labels(cfg, edge_labels);
     let edge_labels = edge_labels.build();
     let mut spec = ContainerSpec::new(&edge.name, &cfg.base_image, edge_labels).publish(Publish {
         host_ip: cfg.bind,

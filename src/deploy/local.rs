@@ -283,8 +283,8 @@ fn site_spec(cfg: &Config, release: &Release, name: &str, opts: &DeployOptions) 
     let labels = Labels::project(&cfg.name)
         .role(roles::SITE)
         .with(labels::FINGERPRINT, &release.fingerprint)
-        .with(labels::MODE, mode_label(opts))
-        .build();
+        .with(labels::MODE, mode_label(opts));
+    let labels = super::preview::labels(cfg, labels).build();
     ContainerSpec::new(name, &release.image, labels)
         .network(naming::network(&cfg.name))
         .scratch_volume(opts.dev.then_some(layout::SITE_ROOT))

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::config::{Config, Target};
 use crate::engine::{ContainerInfo, Engine};
-use crate::naming::{labels, roles};
+use crate::naming::{Labels, labels, roles};
 use crate::ui::Ui;
 
 use super::edge;
@@ -54,7 +54,10 @@ pub(crate) async fn prepare(engine: &Engine, cfg: &Config) -> Result<Config> {
             cfg.origin_of("target")
         );
     }
-    if edge::find(engine, &preview.of).await?.is_none() {
+    let production = engine
+        .containers_with_labels(&[(labels::PROJECT, &preview.of), (labels::ROLE, roles::SITE)])
+        .await?;
+    if !production.iter().any(ContainerInfo::is_running) {
         bail!(
             "--preview {}: project {:?} has no production deployment on this engine ({}); \
              deploy production first (`sitebuild deploy` without --preview)",
@@ -127,29 +130,40 @@ async fn free_port(engine: &Engine, cfg: &Config) -> Result<u16> {
     )
 }
 
-/// The previews of `project` (production's name), by label.
-pub(crate) async fn list(engine: &Engine, project: &str) -> Result<Vec<PreviewInfo>> {
-    let edges = engine
-        .containers_with_labels(&[(labels::PREVIEW_OF, project), (labels::ROLE, roles::EDGE)])
-        .await?;
-    let mut out = Vec::new();
-    for e in edges {
-        let instance = e.label(labels::PROJECT).unwrap_or_default().to_string();
-        let sites = engine
-            .containers_with_labels(&[(labels::PROJECT, &instance), (labels::ROLE, roles::SITE)])
-            .await?;
-        let deployed = sites
-            .iter()
-            .filter(|c| c.is_running())
-            .filter_map(started)
-            .max();
-        out.push(PreviewInfo {
-            label: e.label(labels::PREVIEW).unwrap_or_default().to_string(),
-            url: e.label(labels::URL).unwrap_or("?").to_string(),
-            instance,
-            deployed,
-        });
+/// The labels that make a resource part of a preview (on its edge and its site containers):
+/// `preview-of`, `preview` and where it answers. Production's resources get none.
+pub(crate) fn labels(cfg: &Config, l: Labels) -> Labels {
+    match &cfg.preview {
+        Some(p) => l
+            .with(labels::PREVIEW_OF, &p.of)
+            .with(labels::PREVIEW, &p.label)
+            .with(labels::URL, cfg.url()),
+        None => l,
     }
+}
+
+/// The previews of `project` (production's name), from their site containers' labels (the
+/// same on a preview's own edge and on the shared edge).
+pub(crate) async fn list(engine: &Engine, project: &str) -> Result<Vec<PreviewInfo>> {
+    let sites = engine
+        .containers_with_labels(&[(labels::PREVIEW_OF, project), (labels::ROLE, roles::SITE)])
+        .await?;
+    let mut by_instance: std::collections::BTreeMap<String, PreviewInfo> = Default::default();
+    for c in &sites {
+        let instance = c.label(labels::PROJECT).unwrap_or_default().to_string();
+        let entry = by_instance
+            .entry(instance.clone())
+            .or_insert_with(|| PreviewInfo {
+                label: c.label(labels::PREVIEW).unwrap_or_default().to_string(),
+                url: c.label(labels::URL).unwrap_or("?").to_string(),
+                instance,
+                deployed: None,
+            });
+        if c.is_running() {
+            entry.deployed = entry.deployed.max(started(c));
+        }
+    }
+    let mut out: Vec<PreviewInfo> = by_instance.into_values().collect();
     out.sort_by(|a, b| a.label.cmp(&b.label));
     Ok(out)
 }

@@ -139,3 +139,52 @@ fn previews_live_beside_production_and_go_down_alone() {
     ]);
     assert!(left.is_empty(), "preview containers left: {left:?}");
 }
+
+/// GET / from loopback `port` with `Host: host`.
+fn get_host(port: u16, host: &str) -> Response {
+    get(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        "/",
+        &[("Host", host)],
+        Duration::from_secs(5),
+    )
+    .unwrap_or_else(|e| panic!("GET {host} on port {port}: {e:#}"))
+}
+
+#[test]
+fn a_preview_domain_is_one_more_host_on_the_shared_edge() {
+    let Some(_engine) = engine(module_path!()) else {
+        return;
+    };
+    let p = Project::new("pvdom");
+    // The shared edge on the project's port (the test cleanup removes `sitebuild-edge-<port>`).
+    p.write_toml(&format!(
+        "domains = [\"prod.test\"]\nhttp_port = {}\nhttps_port = {}\ntls = \"off\"\n\
+         preview_domain = \"preview.test\"\ndrain = 0\n",
+        p.port,
+        free_port()
+    ));
+    let prod = deploy(&p, None, "PRODUCTION");
+    assert_eq!(prod, format!("http://prod.test:{}/", p.port));
+    let url = deploy(&p, Some("pr-3"), "PREVIEW-THREE");
+    assert_eq!(url, format!("http://pr-3.preview.test:{}/", p.port));
+    assert_eq!(
+        get_host(p.port, "pr-3.preview.test").body,
+        page("PREVIEW-THREE")
+    );
+    assert_eq!(get_host(p.port, "prod.test").body, page("PRODUCTION"));
+    let status = p.ok(&["status"]);
+    assert!(
+        status.contains(&format!("preview    pr-3 at {url}")),
+        "status lists the preview on the shared edge:\n{status}"
+    );
+
+    p.ok(&["down", "--preview", "pr-3"]);
+    assert_eq!(
+        get_host(p.port, "pr-3.preview.test").status,
+        404,
+        "the shared edge no longer knows the preview's host"
+    );
+    assert_eq!(get_host(p.port, "prod.test").body, page("PRODUCTION"));
+    p.ok(&["down"]);
+}
