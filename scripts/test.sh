@@ -62,6 +62,15 @@ echo "== cargo test (unit, CLI, real engine)"
 # before the suite, so the final check can name every one it created.
 anon_volumes() { docker volume ls -q | grep -E '^[0-9a-f]{64}$' | sort || true; }
 anon_before="$(anon_volumes)"
+# Shared edges (projects with domains) are named sitebuild-edge-<port>, not sbtest-: the ones
+# there before the suite (a developer's own) are not the suite's.
+shared_edges() {
+  {
+    docker ps -a --format '{{.Names}}'
+    docker volume ls --format '{{.Name}}'
+  } | grep '^sitebuild-edge-' | sort || true
+}
+shared_before="$(shared_edges)"
 cargo test --locked
 
 echo "== nothing left behind"
@@ -79,6 +88,12 @@ left="$(grep '^sbtest-' <<<"$left" || true)"
 if [ -n "$left" ]; then
   echo "error: tests left these behind:" >&2
   echo "$left" >&2
+  exit 1
+fi
+shared_new="$(comm -13 <(echo "$shared_before") <(shared_edges) | sed '/^$/d')"
+if [ -n "$shared_new" ]; then
+  echo "error: tests left shared edges (containers or volumes) behind:" >&2
+  echo "$shared_new" >&2
   exit 1
 fi
 anon_new="$(comm -13 <(echo "$anon_before") <(anon_volumes) | sed '/^$/d')"
