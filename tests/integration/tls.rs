@@ -221,3 +221,89 @@ fn tls_files_https_redirect_hsts_and_bad_input() {
     p.write_toml(&settings(""));
     p.ok(&["down"]);
 }
+
+/// testssl.sh (Debian's `testssl`) against the edge's HTTPS port: protocols, cipher categories,
+/// server defaults and the known vulnerabilities. No finding about the server's TLS setup is
+/// rated HIGH or CRITICAL, and nothing below TLS 1.2 is offered. Findings about the certificate
+/// itself (`cert_*`: self-signed here, 30 days, no OCSP/CRL) concern the test's openssl
+/// certificate, not sitebuild, and are listed but not judged.
+#[test]
+fn testssl_finds_nothing_high_or_critical() {
+    let Some(_engine) = engine(module_path!()) else {
+        return;
+    };
+    if !tools_ready(&["openssl", "testssl"]) {
+        return;
+    }
+    let p = Project::new("testssl");
+    let https = free_port();
+    let host = "ts.sbtest.example";
+    let (crt, key) = make_cert(p.path(), "site", &[host]);
+    p.write_toml(&format!(
+        "domains = [\"{host}\"]\ntls = \"files\"\ntls_cert = \"{crt}\"\ntls_key = \"{key}\"\n\
+         http_port = {}\nhttps_port = {https}\n",
+        p.port
+    ));
+    p.ok(&["deploy"]);
+    let json = p.path().join("testssl.json");
+    let out = Command::new("testssl")
+        .args([
+            "--quiet",
+            "--color",
+            "0",
+            "--warnings",
+            "off",
+            "--ip",
+            "127.0.0.1",
+        ])
+        .arg("--jsonfile-pretty")
+        .arg(&json)
+        .args(["-p", "-s", "-S", "-U"])
+        .arg(format!("{host}:{https}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("no JSON ({e}):\n{text}")),
+    )
+    .unwrap();
+    let findings: Vec<&serde_json::Value> = report["scanResult"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s.as_object().unwrap().values())
+        .filter_map(|v| v.as_array())
+        .flatten()
+        .collect();
+    assert!(findings.len() > 30, "testssl ran its checks:\n{text}");
+    let field = |f: &serde_json::Value, k: &str| f[k].as_str().unwrap_or_default().to_string();
+    let bad: Vec<String> = findings
+        .iter()
+        .filter(|f| matches!(field(f, "severity").as_str(), "HIGH" | "CRITICAL"))
+        .filter(|f| !field(f, "id").starts_with("cert_"))
+        .map(|f| {
+            format!(
+                "{} {}: {}",
+                field(f, "id"),
+                field(f, "severity"),
+                field(f, "finding")
+            )
+        })
+        .collect();
+    assert!(bad.is_empty(), "testssl: {bad:#?}\n{text}");
+    for old in ["SSLv2", "SSLv3", "TLS1", "TLS1_1"] {
+        let f = findings
+            .iter()
+            .find(|f| field(f, "id") == old)
+            .unwrap_or_else(|| panic!("testssl has no {old} finding:\n{text}"));
+        assert!(
+            field(f, "finding").starts_with("not offered"),
+            "{old}: {}",
+            field(f, "finding")
+        );
+    }
+    for new in ["TLS1_2", "TLS1_3"] {
+        let f = findings.iter().find(|f| field(f, "id") == new).unwrap();
+        assert!(field(f, "finding").starts_with("offered"), "{new}: {f}");
+    }
+}
