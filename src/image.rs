@@ -143,6 +143,10 @@ pub(crate) async fn local_base_support(
     engine: &Engine,
     config: &Config,
 ) -> Result<Option<BaseSupport>> {
+    if !config.brotli {
+        // gzip only by choice: nothing to ask the engine.
+        return Ok(Some(BaseSupport { brotli: false }));
+    }
     let base = &config.base_image;
     let Some(img) = engine.image(base).await? else {
         return Ok(None);
@@ -194,7 +198,7 @@ fn write_atomically(path: &std::path::Path, text: String) -> Result<()> {
 
 /// The one line `build` prints about brotli: None when the base serves `.br` siblings.
 pub(crate) fn brotli_note(p: &Prepared) -> Option<String> {
-    (!p.base.brotli).then(|| {
+    (p.config.brotli && !p.base.brotli).then(|| {
         format!(
             "gzip only: base image {} has no brotli module ({BROTLI_STATIC_MODULE}); the offline base from scripts/offline-base.sh has it",
             p.config.base_image

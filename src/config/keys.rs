@@ -135,6 +135,13 @@ pub(crate) const KEYS: &[Key] = &[
         doc: "text files at least this many bytes get a .gz sibling at build time (and a .br one when the base has the brotli module)",
     },
     Key {
+        name: "brotli",
+        kind: Kind::Bool,
+        default: Some("false"),
+        flag: None,
+        doc: "also make .br siblings (brotli quality 9-11) when the base has nginx's brotli module; off by default: on a cold cache it costs several times gzip's build CPU",
+    },
+    Key {
         name: "no_cache",
         kind: Kind::Bool,
         default: Some("false"),

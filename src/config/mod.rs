@@ -147,6 +147,10 @@ pub(crate) struct Acme {
 
 /// The validated settings every stage works from.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "one field per setting: spa, clean_urls, no_cache and brotli are independent switches"
+)]
 pub(crate) struct Config {
     /// Absolute project directory.
     pub(crate) project_dir: PathBuf,
@@ -163,6 +167,8 @@ pub(crate) struct Config {
     pub(crate) clean_urls: bool,
     pub(crate) trailing_slash: TrailingSlash,
     pub(crate) precompress_min_size: u64,
+    /// `.br` siblings when the base supports them (opt-in).
+    pub(crate) brotli: bool,
     /// Ignore the precompression cache (`--no-cache`).
     pub(crate) no_cache: bool,
     /// Bytes.
@@ -325,6 +331,7 @@ impl Config {
             clean_urls: b.value("clean_urls", as_bool)?,
             trailing_slash: b.value("trailing_slash", validate::trailing_slash)?,
             precompress_min_size: b.value("precompress_min_size", validate::size)?,
+            brotli: b.value("brotli", as_bool)?,
             no_cache: b.value("no_cache", as_bool)?,
             cache_max_size: b.value("cache_max_size", |r| {
                 let v = validate::as_int(r)?;

@@ -27,6 +27,7 @@ fn br_is_negotiated_on_the_offline_base_and_gzip_still_works() {
         return;
     };
     let p = Project::new("br");
+    p.write_toml("brotli = true\n");
     let page = "<!doctype html><title>big</title>\n".to_string()
         + &"<p>words words words</p>\n".repeat(200);
     std::fs::write(p.site("big.html"), &page).unwrap();
@@ -145,6 +146,7 @@ fn a_base_without_brotli_gets_gzip_only_and_build_says_so_once() {
     };
     let base = base_without_brotli();
     let p = Project::new("nobr");
+    p.write_toml("brotli = true\n");
     let out = p
         .cmd(&["up"])
         .env("SITEBUILD_BASE_IMAGE", &base)

@@ -8,7 +8,7 @@ fn old_hashed_assets_survive_one_deploy_and_removed_plain_files_do_not() {
         return;
     };
     let p = Project::new("skew");
-    p.write_toml("drain = 0\n");
+    p.write_toml("drain = 0\nbrotli = true\n");
     // Version N: the fixture's assets/app.3f2a1c9b.css plus a hashed script and a plain file.
     let js_n = "console.log('version N');\n".repeat(100);
     std::fs::write(p.site("assets/main-aaaa1111.js"), &js_n).unwrap();
