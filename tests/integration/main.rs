@@ -14,6 +14,7 @@ mod k8s;
 mod pipelines;
 mod preview;
 mod registry;
+mod reliability;
 mod remote;
 mod rules;
 mod ssh;
