@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::context::{self, BuildContext, ContextSummary};
 use crate::engine::{BuildEvent, ContainerSpec, Engine, ImageConfig};
 use crate::layout;
-use crate::naming::{self, Labels, labels};
+use crate::naming::{self, Labels, labels, roles};
 use crate::render;
 use crate::rules::{self, routes::RouteOptions, routes::compile_routes};
 use crate::site::{self, FingerprintInputs, Site};
@@ -227,11 +227,35 @@ pub(crate) async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Resu
 /// /tmp tmpfs, no capabilities, no network); if it passes, commit the runtime settings and tag
 /// `<name>:<fingerprint>`. A failing config stops here with nginx's own message.
 async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Result<String> {
-    // Not labelled with a role: it lives for one `nginx -t`, then the image is committed.
+    use crate::deploy::lock;
+    let repo = p.config.image_repo();
+    // A check container left by a build that was killed (SIGKILL, a lost connection): its
+    // holder process is gone (or it is older than 30 min). A live build's is left alone.
+    for c in engine
+        .containers_with_labels(&[(labels::PROJECT, repo), (labels::ROLE, roles::CHECK)])
+        .await?
+    {
+        let holder = c.label(labels::HOLDER).unwrap_or("");
+        let since = c
+            .label(labels::SINCE)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if lock::is_stale(holder, since) {
+            engine.remove(&c.id).await?;
+        }
+    }
+    // It lives for one `nginx -t`, then the image is committed and it is removed.
     let spec = ContainerSpec::new(
-        naming::check_container(p.config.image_repo()),
+        naming::check_container(repo),
         stage_id,
-        Labels::project(p.config.image_repo()).build(),
+        Labels::project(repo)
+            .role(roles::CHECK)
+            .with(
+                labels::HOLDER,
+                format!("{}:{}", lock::hostname(), std::process::id()),
+            )
+            .with(labels::SINCE, lock::now_secs().to_string())
+            .build(),
     )
     .limits(256, 64)
     .nginx_args(layout::check_args());

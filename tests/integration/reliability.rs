@@ -107,7 +107,7 @@ fn slow_download(
                         let due = Duration::from_secs_f64(paced as f64 / rate as f64);
                         let since = started.get_or_insert_with(Instant::now).elapsed();
                         if due > since {
-                            std::thread::sleep(due - since);
+                            std::thread::sleep(due.saturating_sub(since));
                         }
                     }
                 }
@@ -206,7 +206,10 @@ fn downloads_in_flight_across_a_switch() {
     assert_eq!(small_got.status, 200);
     assert_eq!(small_got.end, "complete");
     assert_eq!(sha256(&small_got.body), sha256(&small));
-    assert!(after(&small_got) > 1.0, "it was still in flight after the switch");
+    assert!(
+        after(&small_got) > 1.0,
+        "it was still in flight after the switch"
+    );
     // The large one needed ~24 s after the switch: the old edge worker closes it when
     // worker_shutdown_timeout (10 s after the reload) runs out. The client sees a clean EOF before
     // Content-Length: a truncated body (what was sent is the right prefix).
@@ -263,7 +266,7 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 /// `SITEBUILD_KILLS=N` (default 8; 50 for the figures in BENCHMARKS.md) deploys of new content
-/// SIGKILLed at a random moment (seed printed; `SITEBUILD_KILL_SEED` repeats a run), each
+/// killed (SIGKILL) at a random moment (seed printed; `SITEBUILD_KILL_SEED` repeats a run), each
 /// followed by a deploy that must converge, under constant load that must see no failure.
 #[test]
 fn sigkill_at_random_moments_keeps_serving_and_converges() {
@@ -429,4 +432,214 @@ fn edge_crash_and_docker_kill_under_load() {
     std::fs::write(p.site("index.html"), &v1).unwrap();
     p.ok(&["deploy"]);
     assert_converged(&p, &v1);
+}
+
+/// What the faulty engine proxy does to the first request that matches.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Answer 500 (the engine's JSON error shape) without forwarding.
+    Fail,
+    /// Never forward it nor answer: the engine hangs on that request.
+    Stall,
+}
+
+type Matcher = Box<dyn Fn(&str) -> bool + Send>;
+
+/// A unix socket in front of the engine's (`/var/run/docker.sock`) that forwards bytes both
+/// ways, except for the first request matching an armed rule, which it fails or stalls.
+struct FaultyEngine {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    rule: Arc<std::sync::Mutex<Option<(Matcher, Fault)>>>,
+    hits: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FaultyEngine {
+    fn start() -> FaultyEngine {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engine.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let rule: Arc<std::sync::Mutex<Option<(Matcher, Fault)>>> = Arc::default();
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (r, h) = (rule.clone(), hits.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let (rule, hits) = (r.clone(), h.clone());
+                std::thread::spawn(move || {
+                    let mut upstream = UnixStream::connect("/var/run/docker.sock").unwrap();
+                    let (mut up_read, mut down_write) =
+                        (upstream.try_clone().unwrap(), client.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut up_read, &mut down_write);
+                        let _ = down_write.shutdown(std::net::Shutdown::Both);
+                    });
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match client.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                        let fault = {
+                            let mut armed = rule.lock().unwrap();
+                            match armed.as_ref() {
+                                Some((matches, _)) if matches(&text) => {
+                                    armed.take().map(|(_, f)| f)
+                                }
+                                _ => None,
+                            }
+                        };
+                        match fault {
+                            None => {
+                                if upstream.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                            Some(Fault::Fail) => {
+                                hits.fetch_add(1, Ordering::SeqCst);
+                                let body = r#"{"message":"injected fault (test proxy)"}"#;
+                                let _ = write!(
+                                    client,
+                                    "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                    body.len()
+                                );
+                                break;
+                            }
+                            Some(Fault::Stall) => {
+                                hits.fetch_add(1, Ordering::SeqCst);
+                                // Hold the connection; read and drop until the client gives up.
+                                while matches!(client.read(&mut buf), Ok(n) if n > 0) {}
+                                break;
+                            }
+                        }
+                    }
+                    let _ = upstream.shutdown(std::net::Shutdown::Both);
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        FaultyEngine {
+            _dir: dir,
+            path,
+            rule,
+            hits,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("unix://{}", self.path.display())
+    }
+
+    fn arm(&self, matches: impl Fn(&str) -> bool + Send + 'static, fault: Fault) {
+        *self.rule.lock().unwrap() = Some((Box::new(matches), fault));
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// The engine fails or stalls chosen requests mid-deploy (through [`FaultyEngine`]): each time
+/// a clear error within the bound, the live site untouched (under load: no failed request),
+/// the lock released, and the next deploy converges.
+#[test]
+fn engine_failing_or_stalling_mid_deploy() {
+    let Some(_engine) = engine(module_path!()) else {
+        return;
+    };
+    if std::env::var("DOCKER_HOST").is_ok_and(|h| h != "unix:///var/run/docker.sock")
+        || !std::path::Path::new("/var/run/docker.sock").exists()
+    {
+        eprintln!("SKIPPED: the engine is not on /var/run/docker.sock");
+        return;
+    }
+    let p = Project::new("engfault");
+    p.write_toml("drain = 1\n");
+    let v0 = body_with("ENGINE-0");
+    std::fs::write(p.site("index.html"), &v0).unwrap();
+    p.ok(&["deploy"]);
+    let proxy = FaultyEngine::start();
+    let load = Load::start(p.addr(), "/", vec![v0.clone()], 3);
+    let v1 = body_with("ENGINE-1");
+    load.allow(v1.clone());
+    std::fs::write(p.site("index.html"), &v1).unwrap();
+    let through_proxy = |what: &str| {
+        let t = Instant::now();
+        let out = p
+            .cmd(&["deploy"])
+            .env("DOCKER_HOST", proxy.url())
+            .env("SITEBUILD_ENGINE_TIMEOUT", "5")
+            .output()
+            .unwrap();
+        let took = t.elapsed();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        eprintln!(
+            "{what}: {:.1} s, exit {:?}:\n{err}",
+            took.as_secs_f64(),
+            out.status.code()
+        );
+        (out.status.success(), err, took)
+    };
+    let candidate = format!("/containers/create?name={}-", p.name);
+    let is_candidate_create = move |req: &str| {
+        req.starts_with("POST ")
+            && req.contains(&candidate)
+            && !req.contains("-lock")
+            && !req.contains("-check-")
+            && !req.contains("-edge")
+    };
+
+    // 1. The engine answers 500 to the candidate's create.
+    proxy.arm(is_candidate_create.clone(), Fault::Fail);
+    let (ok, err, took) = through_proxy("create fails");
+    assert!(!ok);
+    assert_eq!(proxy.hits(), 1);
+    assert!(err.contains("cannot create container"), "{err}");
+    assert!(err.contains("injected fault"), "{err}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert_eq!(p.get("/").body, v0, "the live version serves");
+    assert!(p.role("lock").is_empty(), "lock released");
+
+    // 2. The engine hangs on the candidate's create: the request timeout ends it.
+    proxy.arm(is_candidate_create, Fault::Stall);
+    let (ok, err, took) = through_proxy("create stalls");
+    assert!(!ok);
+    assert_eq!(proxy.hits(), 2);
+    assert!(
+        err.contains(&format!(
+            "the Docker engine at {} did not answer within 5 s: create container",
+            proxy.url()
+        )),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert_eq!(p.get("/").body, v0, "the live version serves");
+    assert!(p.role("lock").is_empty(), "lock released");
+
+    // 3. The engine hangs on the switch (the edge's `nginx -s reload` exec): the edge's volume
+    //    already names the new container, but the edge still routes to the old one.
+    proxy.arm(
+        |req: &str| req.contains("/exec") && req.contains("reload"),
+        Fault::Stall,
+    );
+    let (ok, err, took) = through_proxy("switch stalls");
+    assert!(!ok);
+    assert_eq!(proxy.hits(), 3);
+    assert!(err.contains("did not answer within 5 s: run"), "{err}");
+    assert!(err.contains("-s reload"), "{err}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert_eq!(p.get("/").body, v0, "the old version still serves");
+    assert!(p.role("lock").is_empty(), "lock released");
+
+    // 4. The next deploy (through the proxy, no fault) finishes the switch before it removes
+    //    anything, and converges.
+    let (ok, err, _) = through_proxy("next deploy");
+    assert!(ok, "{err}");
+    let report = load.finish();
+    eprintln!("engine trouble, load: {report:?}");
+    assert_converged(&p, &v1);
+    assert!(report.ok > 50, "too few requests: {report:?}");
+    assert_eq!(report.failures(), 0, "failed requests: {report:?}");
 }
