@@ -226,11 +226,11 @@ pub(crate) async fn ensure_image(engine: &Engine, p: &Prepared, ui: &Ui) -> Resu
 /// Run `nginx -t` inside the built image exactly as the site will run (user, read-only root,
 /// /tmp tmpfs, no capabilities, no network); if it passes, commit the runtime settings and tag
 /// `<name>:<fingerprint>`. A failing config stops here with nginx's own message.
-async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Result<String> {
-    use crate::deploy::lock;
-    let repo = p.config.image_repo();
-    // A check container left by a build that was killed (SIGKILL, a lost connection): its
-    // holder process is gone (or it is older than 30 min). A live build's is left alone.
+/// Remove `nginx -t` check containers of image repository `repo` left by a build that was
+/// killed (SIGKILL, a lost connection): their holder process is gone (or they are older than
+/// 30 min). A running build's is left alone. Returns their names.
+pub(crate) async fn remove_stale_checks(engine: &Engine, repo: &str) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
     for c in engine
         .containers_with_labels(&[(labels::PROJECT, repo), (labels::ROLE, roles::CHECK)])
         .await?
@@ -240,10 +240,18 @@ async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Resu
             .label(labels::SINCE)
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        if lock::is_stale(holder, since) {
+        if crate::deploy::lock::is_stale(holder, since) {
             engine.remove(&c.id).await?;
+            removed.push(c.name);
         }
     }
+    Ok(removed)
+}
+
+async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Result<String> {
+    use crate::deploy::lock;
+    let repo = p.config.image_repo();
+    remove_stale_checks(engine, repo).await?;
     // It lives for one `nginx -t`, then the image is committed and it is removed.
     let spec = ContainerSpec::new(
         naming::check_container(repo),

@@ -182,6 +182,13 @@ async fn deploy_locked(
             engine.remove(&c.id).await?;
         }
     }
+    // A build killed after its image was committed but before its check container was removed
+    // (the image exists, so no build sweeps it).
+    for name in crate::image::remove_stale_checks(engine, cfg.image_repo()).await? {
+        ui.step(format!(
+            "removing leftover {name} from an interrupted build"
+        ));
+    }
     // tls = "acme": issue (or renew) before the content changes, on the edge as it is.
     if matches!(cfg.tls, crate::config::Tls::Acme) {
         let serving = edge.acme_cert.as_ref().map(|ck| ck.info.clone());

@@ -298,6 +298,7 @@ fn sigkill_at_random_moments_keeps_serving_and_converges() {
     let load = Load::start(p.addr(), "/", vec![v0.clone(), v1.clone()], 3);
     let mut current = v1;
     let mut finished_first = 0;
+    let mut phases = std::collections::BTreeMap::<&str, u32>::new();
     let started = Instant::now();
     for i in 0..kills {
         let next = body_with(&format!("RKILL-{}", i + 2));
@@ -325,16 +326,29 @@ fn sigkill_at_random_moments_keeps_serving_and_converges() {
         );
         let out = p.ok(&["deploy"]);
         assert_converged(&p, &next);
-        eprintln!(
-            "kill {i} at {at} ms{}: converged ({})",
-            if done { " (deploy had finished)" } else { "" },
-            out.lines().last().unwrap_or("")
-        );
+        // Where the kill landed, from what the next deploy had to clean up.
+        let landed = if done {
+            "after the deploy had finished"
+        } else if out.contains("interrupted switch") {
+            "between the edge's new config and its reload"
+        } else if out.contains("interrupted build") {
+            "after the build's commit"
+        } else if out.contains("from an interrupted deploy") {
+            "after the new container was created"
+        } else if out.contains("stale deploy lock") {
+            "holding the lock, before the new container"
+        } else if out.contains("built ") {
+            "before or during the build"
+        } else {
+            "elsewhere (nothing to clean up)"
+        };
+        *phases.entry(landed).or_insert(0) += 1;
+        eprintln!("kill {i} at {at} ms: {landed}; converged");
         current = next;
     }
     let report = load.finish();
     eprintln!(
-        "{kills} kills (seed {seed}, {finished_first} after the deploy had finished) in {:.1} s, load: {report:?}",
+        "{kills} kills (seed {seed}, {finished_first} after the deploy had finished) in {:.1} s, where: {phases:?}, load: {report:?}",
         started.elapsed().as_secs_f64()
     );
     assert!(report.ok > 50, "too few requests: {report:?}");
