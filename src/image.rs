@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::context::{self, BuildContext, ContextSummary};
 use crate::engine::{BuildEvent, ContainerSpec, Engine, ImageConfig};
 use crate::layout;
-use crate::naming::{self, Labels, labels};
+use crate::naming::{self, Labels, labels, roles};
 use crate::render;
 use crate::rules::{self, routes::RouteOptions, routes::compile_routes};
 use crate::site::{self, FingerprintInputs, Site};
@@ -396,12 +396,44 @@ pub(crate) async fn ensure_image(
 /// Run `nginx -t` inside the built image exactly as the site will run (user, read-only root,
 /// /tmp tmpfs, no capabilities, no network); if it passes, commit the runtime settings and tag
 /// `<name>:<fingerprint>`. A failing config stops here with nginx's own message.
+/// Remove `nginx -t` check containers of image repository `repo` left by a build that was
+/// killed (SIGKILL, a lost connection): their holder process is gone (or they are older than
+/// 30 min). A running build's is left alone. Returns their names.
+pub(crate) async fn remove_stale_checks(engine: &Engine, repo: &str) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for c in engine
+        .containers_with_labels(&[(labels::PROJECT, repo), (labels::ROLE, roles::CHECK)])
+        .await?
+    {
+        let holder = c.label(labels::HOLDER).unwrap_or("");
+        let since = c
+            .label(labels::SINCE)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if crate::deploy::lock::is_stale(holder, since) {
+            engine.remove(&c.id).await?;
+            removed.push(c.name);
+        }
+    }
+    Ok(removed)
+}
+
 async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Result<String> {
-    // Not labelled with a role: it lives for one `nginx -t`, then the image is committed.
+    use crate::deploy::lock;
+    let repo = p.config.image_repo();
+    remove_stale_checks(engine, repo).await?;
+    // It lives for one `nginx -t`, then the image is committed and it is removed.
     let spec = ContainerSpec::new(
-        naming::check_container(p.config.image_repo()),
+        naming::check_container(repo),
         stage_id,
-        Labels::project(p.config.image_repo()).build(),
+        Labels::project(repo)
+            .role(roles::CHECK)
+            .with(
+                labels::HOLDER,
+                format!("{}:{}", lock::hostname(), std::process::id()),
+            )
+            .with(labels::SINCE, lock::now_secs().to_string())
+            .build(),
     )
     .limits(256, 64)
     .nginx_args(layout::check_args());

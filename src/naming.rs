@@ -6,7 +6,7 @@
 //! <project>-net         the project's private network        role=network
 //! <project>-lock        deploy lock (never started)          role=lock
 //! <project>-<fp12>-<6>  site container                       role=site
-//! <project>-check-<6>   `nginx -t` check during a build      (no role)
+//! <project>-check-<6>   `nginx -t` check during a build      role=check (+ holder, since)
 //! <project>             swarm service                        role=swarm-service / swarm-task
 //! <project>-preview-<p> a preview instance (`--preview p`): its own edge, net, lock, sites;
 //!                       the edge also carries preview-of=<project>, preview=<p>, url
@@ -39,6 +39,9 @@ pub(crate) mod roles {
     pub(crate) const SHARED_EDGE: &str = "shared-edge";
     pub(crate) const LOCK: &str = "lock";
     pub(crate) const NETWORK: &str = "network";
+    /// A build's one-shot `nginx -t` container; one left by a killed build is removed by the
+    /// next build once its holder process is gone.
+    pub(crate) const CHECK: &str = "check";
     pub(crate) const SWARM_SERVICE: &str = "swarm-service";
     pub(crate) const SWARM_TASK: &str = "swarm-task";
 }

@@ -168,6 +168,23 @@ async fn deploy_locked(
         }
     }
 
+    // A switch interrupted between writing the edge's config and its reload (sitebuild killed,
+    // the engine stalled) leaves the edge routing to the previous container while its volume
+    // names the new one: reload it first, so removing the leftovers below never removes what
+    // the edge still routes to.
+    if let Some(l) = &live
+        && let Ok(resp) = probe::probe(edge.probe, "/healthz", Duration::from_secs(2)).await
+        && resp.header("x-sitebuild-live") != Some(crate::site::short(&l.fingerprint))
+    {
+        ui.step(format!(
+            "the edge still routes to {} (an interrupted switch): switching it to the recorded {}",
+            resp.header("x-sitebuild-live").unwrap_or("?"),
+            l.container
+        ));
+        edge::apply(engine, cfg, &edge, Some(l), ui).await?;
+        edge::wait_live(&edge, &l.fingerprint).await?;
+    }
+
     // Converge: anything that is not the live site is a leftover of an interrupted run.
     for c in site_containers(engine, &cfg.name).await? {
         if live.as_ref().is_none_or(|l| l.container != c.name) {
@@ -177,6 +194,13 @@ async fn deploy_locked(
             ));
             engine.remove(&c.id).await?;
         }
+    }
+    // A build killed after its image was committed but before its check container was removed
+    // (the image exists, so no build sweeps it).
+    for name in crate::image::remove_stale_checks(engine, cfg.image_repo()).await? {
+        ui.step(format!(
+            "removing leftover {name} from an interrupted build"
+        ));
     }
     // tls = "acme": issue (or renew) before the content changes, on the edge as it is.
     if matches!(cfg.tls, crate::config::Tls::Acme) {

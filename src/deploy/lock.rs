@@ -20,19 +20,19 @@ pub(crate) struct Lock {
     id: String,
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map_or_else(|_| "unknown-host".into(), |s| s.trim().to_string())
 }
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
 /// Is the holder `host:pid` gone, or the lock too old?
-fn is_stale(holder: &str, since: u64) -> bool {
+pub(crate) fn is_stale(holder: &str, since: u64) -> bool {
     if now_secs().saturating_sub(since) > STALE_AFTER.as_secs() {
         return true;
     }

@@ -12,7 +12,7 @@
 pub(crate) mod certs;
 pub(crate) mod edge;
 mod local;
-mod lock;
+pub(crate) mod lock;
 pub(crate) mod preview;
 pub(crate) mod probe;
 pub(crate) mod shared_edge;

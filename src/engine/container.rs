@@ -200,145 +200,166 @@ impl Engine {
         &self,
         wanted: &[(&str, &str)],
     ) -> Result<Vec<ContainerInfo>> {
-        let filters: HashMap<&str, Vec<String>> = HashMap::from([(
-            "label",
-            wanted.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        )]);
-        let opts = ListContainersOptionsBuilder::new()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let list = self
-            .docker
-            .list_containers(Some(opts))
-            .await
-            .context("cannot list containers")?;
-        // From the list alone (one request): no start time, exit code or restart count; call
-        // [`Engine::container`] for those.
-        let mut out: Vec<ContainerInfo> = list
-            .into_iter()
-            .filter_map(|c| {
-                Some(ContainerInfo {
-                    id: c.id?,
-                    name: c
-                        .names
-                        .and_then(|n| n.into_iter().next())
-                        .unwrap_or_default()
-                        .trim_start_matches('/')
-                        .to_string(),
-                    labels: c.labels.unwrap_or_default(),
-                    state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-                    started_at: None,
-                    exit_code: None,
-                    restart_count: 0,
+        self.bounded("list containers".to_string(), async {
+            let filters: HashMap<&str, Vec<String>> = HashMap::from([(
+                "label",
+                wanted.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            )]);
+            let opts = ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build();
+            let list = self
+                .docker
+                .list_containers(Some(opts))
+                .await
+                .context("cannot list containers")?;
+            // From the list alone (one request): no start time, exit code or restart count; call
+            // [`Engine::container`] for those.
+            let mut out: Vec<ContainerInfo> = list
+                .into_iter()
+                .filter_map(|c| {
+                    Some(ContainerInfo {
+                        id: c.id?,
+                        name: c
+                            .names
+                            .and_then(|n| n.into_iter().next())
+                            .unwrap_or_default()
+                            .trim_start_matches('/')
+                            .to_string(),
+                        labels: c.labels.unwrap_or_default(),
+                        state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                        started_at: None,
+                        exit_code: None,
+                        restart_count: 0,
+                    })
                 })
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+                .collect();
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+        .await
     }
 
     pub(crate) async fn container(&self, id: &str) -> Result<ContainerInfo> {
-        let c = self
-            .docker
-            .inspect_container(id, None)
-            .await
-            .map_err(|e| classify(e, id))
-            .with_context(|| format!("cannot inspect container {id}"))?;
-        let state = c.state.unwrap_or_default();
-        Ok(ContainerInfo {
-            id: c.id.unwrap_or_default(),
-            name: c
-                .name
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_string(),
-            labels: c.config.and_then(|cfg| cfg.labels).unwrap_or_default(),
-            state: state.status.map(|s| s.to_string()).unwrap_or_default(),
-            started_at: state.started_at,
-            exit_code: state.exit_code,
-            restart_count: c.restart_count.unwrap_or(0),
+        self.bounded(format!("inspect container {id}"), async {
+            let c = self
+                .docker
+                .inspect_container(id, None)
+                .await
+                .map_err(|e| classify(e, id))
+                .with_context(|| format!("cannot inspect container {id}"))?;
+            let state = c.state.unwrap_or_default();
+            Ok(ContainerInfo {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .name
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
+                labels: c.config.and_then(|cfg| cfg.labels).unwrap_or_default(),
+                state: state.status.map(|s| s.to_string()).unwrap_or_default(),
+                started_at: state.started_at,
+                exit_code: state.exit_code,
+                restart_count: c.restart_count.unwrap_or(0),
+            })
         })
+        .await
     }
 
     /// Create (not start) a hardened container.
     /// Create (not start) a container from `spec`, hardened by [`hardened_host_config`].
     pub(crate) async fn create(&self, spec: &ContainerSpec) -> Result<String> {
-        let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            user: Some(layout::RUN_AS.to_string()),
-            labels: Some(spec.labels.clone()),
-            exposed_ports: (!spec.publish.is_empty()).then(|| {
-                spec.publish
-                    .iter()
-                    .map(|p| format!("{}/tcp", p.container_port))
-                    .collect()
-            }),
-            // Always explicit: sitebuild never relies on the base image's ENTRYPOINT/CMD (an
-            // imported base may have none).
-            entrypoint: Some(spec.entrypoint.clone()),
-            cmd: Some(spec.cmd.clone()),
-            network_disabled: spec.network.is_none().then_some(true),
-            host_config: Some(hardened_host_config(spec)),
-            ..Default::default()
-        };
-        let opts = CreateContainerOptionsBuilder::new()
-            .name(&spec.name)
-            .build();
-        let resp = self
-            .docker
-            .create_container(Some(opts), body)
-            .await
-            .map_err(|e| classify(e, &spec.name))
-            .with_context(|| {
-                format!("cannot create container {} from {}", spec.name, spec.image)
-            })?;
-        Ok(resp.id)
+        self.bounded(format!("create container {}", spec.name), async {
+            let body = ContainerCreateBody {
+                image: Some(spec.image.clone()),
+                user: Some(layout::RUN_AS.to_string()),
+                labels: Some(spec.labels.clone()),
+                exposed_ports: (!spec.publish.is_empty()).then(|| {
+                    spec.publish
+                        .iter()
+                        .map(|p| format!("{}/tcp", p.container_port))
+                        .collect()
+                }),
+                // Always explicit: sitebuild never relies on the base image's ENTRYPOINT/CMD (an
+                // imported base may have none).
+                entrypoint: Some(spec.entrypoint.clone()),
+                cmd: Some(spec.cmd.clone()),
+                network_disabled: spec.network.is_none().then_some(true),
+                host_config: Some(hardened_host_config(spec)),
+                ..Default::default()
+            };
+            let opts = CreateContainerOptionsBuilder::new()
+                .name(&spec.name)
+                .build();
+            let resp = self
+                .docker
+                .create_container(Some(opts), body)
+                .await
+                .map_err(|e| classify(e, &spec.name))
+                .with_context(|| {
+                    format!("cannot create container {} from {}", spec.name, spec.image)
+                })?;
+            Ok(resp.id)
+        })
+        .await
     }
 
     pub(crate) async fn start(&self, id: &str) -> Result<()> {
-        self.docker
-            .start_container(id, None)
-            .await
-            .map_err(|e| classify(e, id))
-            .with_context(|| format!("cannot start container {id}"))
+        self.bounded(format!("start container {id}"), async {
+            self.docker
+                .start_container(id, None)
+                .await
+                .map_err(|e| classify(e, id))
+                .with_context(|| format!("cannot start container {id}"))
+        })
+        .await
     }
 
     /// Stop gracefully (SIGQUIT lets nginx finish requests), then SIGKILL after `grace`.
     pub(crate) async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
-        let opts = StopContainerOptionsBuilder::new()
-            .t(grace.as_secs() as i32)
-            .build();
-        match self.docker.stop_container(id, Some(opts)).await {
-            Ok(()) => Ok(()),
-            Err(e) if matches!(status_of(&e), Some(304 | 404)) => Ok(()),
-            Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot stop container {id}")),
-        }
+        self.bounded_for(grace, format!("stop container {id}"), async {
+            let opts = StopContainerOptionsBuilder::new()
+                .t(grace.as_secs() as i32)
+                .build();
+            match self.docker.stop_container(id, Some(opts)).await {
+                Ok(()) => Ok(()),
+                Err(e) if matches!(status_of(&e), Some(304 | 404)) => Ok(()),
+                Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot stop container {id}")),
+            }
+        })
+        .await
     }
 
     /// Send `signal` (e.g. "HUP") to the container's main process: one engine request, no exec.
     pub(crate) async fn signal(&self, id: &str, signal: &str) -> Result<()> {
-        let opts = KillContainerOptionsBuilder::new().signal(signal).build();
-        self.docker
-            .kill_container(id, Some(opts))
-            .await
-            .map_err(|e| classify(e, id))
-            .with_context(|| format!("cannot send SIG{signal} to container {id}"))
+        self.bounded(format!("send SIG{signal} to container {id}"), async {
+            let opts = KillContainerOptionsBuilder::new().signal(signal).build();
+            self.docker
+                .kill_container(id, Some(opts))
+                .await
+                .map_err(|e| classify(e, id))
+                .with_context(|| format!("cannot send SIG{signal} to container {id}"))
+        })
+        .await
     }
 
     /// Remove (force: kill first). Missing containers are fine.
     pub(crate) async fn remove(&self, id: &str) -> Result<()> {
-        let opts = RemoveContainerOptionsBuilder::new()
-            .force(true)
-            .v(true)
-            .build();
-        match self.docker.remove_container(id, Some(opts)).await {
-            Ok(()) => Ok(()),
-            Err(e) if status_of(&e) == Some(404) => Ok(()),
-            // 409: removal already in progress.
-            Err(e) if status_of(&e) == Some(409) => Ok(()),
-            Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot remove container {id}")),
-        }
+        self.bounded(format!("remove container {id}"), async {
+            let opts = RemoveContainerOptionsBuilder::new()
+                .force(true)
+                .v(true)
+                .build();
+            match self.docker.remove_container(id, Some(opts)).await {
+                Ok(()) => Ok(()),
+                Err(e) if status_of(&e) == Some(404) => Ok(()),
+                // 409: removal already in progress.
+                Err(e) if status_of(&e) == Some(409) => Ok(()),
+                Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot remove container {id}")),
+            }
+        })
+        .await
     }
 
     /// Run a created container to its end; returns the exit code and its output.
@@ -390,60 +411,69 @@ impl Engine {
         mode: u32,
         gid: u64,
     ) -> Result<()> {
-        let mut tar = tar::Builder::new(Vec::new());
-        for (name, data) in files {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_mode(mode);
-            h.set_uid(0);
-            h.set_gid(gid);
-            h.set_size(data.len() as u64);
-            h.set_mtime(layout::FIXED_MTIME);
-            tar.append_data(&mut h, name, *data)?;
-        }
-        let body = tar.into_inner()?;
-        let opts = UploadToContainerOptionsBuilder::new().path(dir).build();
-        self.docker
-            .upload_to_container(id, Some(opts), bollard::body_full(body.into()))
-            .await
-            .with_context(|| format!("cannot write files into {id}:{dir}"))
+        self.bounded(format!("write files into {id}:{dir}"), async {
+            let mut tar = tar::Builder::new(Vec::new());
+            for (name, data) in files {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(mode);
+                h.set_uid(0);
+                h.set_gid(gid);
+                h.set_size(data.len() as u64);
+                h.set_mtime(layout::FIXED_MTIME);
+                tar.append_data(&mut h, name, *data)?;
+            }
+            let body = tar.into_inner()?;
+            let opts = UploadToContainerOptionsBuilder::new().path(dir).build();
+            self.docker
+                .upload_to_container(id, Some(opts), bollard::body_full(body.into()))
+                .await
+                .with_context(|| format!("cannot write files into {id}:{dir}"))
+        })
+        .await
     }
 
     /// Extract a tar archive into `dir` of a container (e.g. its writable site volume).
     pub(crate) async fn upload_tar(&self, id: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
-        let opts = UploadToContainerOptionsBuilder::new().path(dir).build();
-        self.docker
-            .upload_to_container(id, Some(opts), bollard::body_full(tar.into()))
-            .await
-            .with_context(|| format!("cannot copy files into {id}:{dir}"))
+        self.bounded(format!("copy files into {id}:{dir}"), async {
+            let opts = UploadToContainerOptionsBuilder::new().path(dir).build();
+            self.docker
+                .upload_to_container(id, Some(opts), bollard::body_full(tar.into()))
+                .await
+                .with_context(|| format!("cannot copy files into {id}:{dir}"))
+        })
+        .await
     }
 
     /// Read one small file from a container; None when it does not exist.
     pub(crate) async fn download_file(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>> {
-        let opts = DownloadFromContainerOptionsBuilder::new()
-            .path(path)
-            .build();
-        let mut stream = self.docker.download_from_container(id, Some(opts));
-        let mut raw = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(bytes) => raw.extend_from_slice(&bytes),
-                Err(e) if status_of(&e) == Some(404) => return Ok(None),
-                Err(e) => {
-                    return Err(anyhow!(e)).with_context(|| format!("cannot read {id}:{path}"));
+        self.bounded(format!("read {id}:{path}"), async {
+            let opts = DownloadFromContainerOptionsBuilder::new()
+                .path(path)
+                .build();
+            let mut stream = self.docker.download_from_container(id, Some(opts));
+            let mut raw = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(bytes) => raw.extend_from_slice(&bytes),
+                    Err(e) if status_of(&e) == Some(404) => return Ok(None),
+                    Err(e) => {
+                        return Err(anyhow!(e)).with_context(|| format!("cannot read {id}:{path}"));
+                    }
                 }
             }
-        }
-        let mut archive = tar::Archive::new(raw.as_slice());
-        for entry in archive.entries()? {
-            let mut entry = entry?;
-            if entry.header().entry_type().is_file() {
-                let mut out = Vec::new();
-                std::io::Read::read_to_end(&mut entry, &mut out)?;
-                return Ok(Some(out));
+            let mut archive = tar::Archive::new(raw.as_slice());
+            for entry in archive.entries()? {
+                let mut entry = entry?;
+                if entry.header().entry_type().is_file() {
+                    let mut out = Vec::new();
+                    std::io::Read::read_to_end(&mut entry, &mut out)?;
+                    return Ok(Some(out));
+                }
             }
-        }
-        Ok(None)
+            Ok(None)
+        })
+        .await
     }
 
     /// Stream the tar of `path` in a container (created or running) into `out`; false when the
@@ -518,53 +548,59 @@ impl Engine {
     }
 
     async fn exec_as(&self, id: &str, user: Option<&str>, cmd: &[String]) -> Result<(i64, String)> {
-        let config = ExecConfig {
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            cmd: Some(cmd.to_vec()),
-            user: user.map(String::from),
-            ..Default::default()
-        };
-        let exec = self
-            .docker
-            .create_exec(id, config)
-            .await
-            .map_err(|e| classify(e, id))
-            .with_context(|| format!("cannot run {cmd:?} in {id}"))?;
-        let mut output = String::new();
-        if let StartExecResults::Attached {
-            output: mut out, ..
-        } = self
-            .docker
-            .start_exec(&exec.id, None::<StartExecOptions>)
-            .await
-            .with_context(|| format!("cannot start {cmd:?} in {id}"))?
-        {
-            while let Some(Ok(chunk)) = out.next().await {
-                output.push_str(&chunk.to_string());
+        self.bounded(format!("run {} in {id}", cmd.join(" ")), async {
+            let config = ExecConfig {
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                cmd: Some(cmd.to_vec()),
+                user: user.map(String::from),
+                ..Default::default()
+            };
+            let exec = self
+                .docker
+                .create_exec(id, config)
+                .await
+                .map_err(|e| classify(e, id))
+                .with_context(|| format!("cannot run {cmd:?} in {id}"))?;
+            let mut output = String::new();
+            if let StartExecResults::Attached {
+                output: mut out, ..
+            } = self
+                .docker
+                .start_exec(&exec.id, None::<StartExecOptions>)
+                .await
+                .with_context(|| format!("cannot start {cmd:?} in {id}"))?
+            {
+                while let Some(Ok(chunk)) = out.next().await {
+                    output.push_str(&chunk.to_string());
+                }
             }
-        }
-        let inspect = self.docker.inspect_exec(&exec.id).await?;
-        Ok((inspect.exit_code.unwrap_or(-1), output))
+            let inspect = self.docker.inspect_exec(&exec.id).await?;
+            Ok((inspect.exit_code.unwrap_or(-1), output))
+        })
+        .await
     }
 
     /// The container's processes as (pid, command line with its title), via `ps` on the host.
     pub(crate) async fn processes(&self, id: &str) -> Result<Vec<(String, String)>> {
-        let opts = TopOptionsBuilder::new().ps_args("-o pid,args").build();
-        let top = self
-            .docker
-            .top_processes(id, Some(opts))
-            .await
-            .with_context(|| format!("cannot list the processes of {id}"))?;
-        Ok(top
-            .processes
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|row| {
-                let mut it = row.into_iter();
-                Some((it.next()?, it.collect::<Vec<_>>().join(" ")))
-            })
-            .collect())
+        self.bounded(format!("list the processes of {id}"), async {
+            let opts = TopOptionsBuilder::new().ps_args("-o pid,args").build();
+            let top = self
+                .docker
+                .top_processes(id, Some(opts))
+                .await
+                .with_context(|| format!("cannot list the processes of {id}"))?;
+            Ok(top
+                .processes
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|row| {
+                    let mut it = row.into_iter();
+                    Some((it.next()?, it.collect::<Vec<_>>().join(" ")))
+                })
+                .collect())
+        })
+        .await
     }
 
     /// The last `lines` lines of a container's output.

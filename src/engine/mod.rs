@@ -33,6 +33,26 @@ pub(crate) enum EngineError {
 pub(crate) struct Engine {
     docker: Docker,
     host: String,
+    /// How long one quick request (inspect, create, start, exec, copy, remove) may take.
+    timeout: Duration,
+}
+
+/// Default for [`Engine`]'s per-request limit; `SITEBUILD_ENGINE_TIMEOUT` (seconds) changes it.
+const REQUEST_TIMEOUT: Duration = Duration::from_mins(1);
+
+/// `SITEBUILD_ENGINE_TIMEOUT`: seconds, 1-3600.
+fn request_timeout(raw: Option<&str>) -> Result<Duration> {
+    let Some(raw) = raw else {
+        return Ok(REQUEST_TIMEOUT);
+    };
+    match raw.trim().parse::<u64>() {
+        Ok(s @ 1..=3600) => Ok(Duration::from_secs(s)),
+        _ => bail!(
+            "invalid SITEBUILD_ENGINE_TIMEOUT={raw:?} (from the environment): expected seconds \
+             from 1 to 3600 (how long one engine request may take; default {})",
+            REQUEST_TIMEOUT.as_secs()
+        ),
+    }
 }
 
 /// Credentials for one registry, as the engine receives them with a push or a service update.
@@ -110,7 +130,43 @@ impl Engine {
                 Ok(Err(e)) => return Err(anyhow!(e).context(hint())),
                 Err(_) => return Err(anyhow!("no answer within 5 s").context(hint())),
             };
-        Ok(Engine { docker, host })
+        let timeout = request_timeout(std::env::var("SITEBUILD_ENGINE_TIMEOUT").ok().as_deref())?;
+        Ok(Engine {
+            docker,
+            host,
+            timeout,
+        })
+    }
+
+    /// One engine request, bounded: an engine that stalls (overloaded, a hung daemon, a stuck
+    /// storage driver) is an error naming the engine and the operation instead of a hang.
+    pub(crate) async fn bounded<T>(
+        &self,
+        what: String,
+        request: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.bounded_for(Duration::ZERO, what, request).await
+    }
+
+    /// [`Engine::bounded`] for a request that legitimately takes up to `extra` (a stop's grace).
+    pub(crate) async fn bounded_for<T>(
+        &self,
+        extra: Duration,
+        what: String,
+        request: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let limit = self.timeout + extra;
+        match tokio::time::timeout(limit, request).await {
+            Ok(result) => result,
+            Err(_) => bail!(
+                "the Docker engine at {} did not answer within {} s: {what} (the engine is stuck or \
+                 overloaded: check `docker info` and the daemon's log; the step was abandoned and the \
+                 live site left as it was, so run the command again once the engine answers; \
+                 SITEBUILD_ENGINE_TIMEOUT=<seconds> allows slower engines more time)",
+                self.host,
+                limit.as_secs()
+            ),
+        }
     }
 
     /// Does the engine answer (within 3 s)?
@@ -156,6 +212,17 @@ fn remote_host_of(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_timeouts() {
+        assert_eq!(request_timeout(None).unwrap(), REQUEST_TIMEOUT);
+        assert_eq!(request_timeout(Some("5")).unwrap(), Duration::from_secs(5));
+        for bad in ["0", "-1", "abc", "3601"] {
+            let err = request_timeout(Some(bad)).unwrap_err().to_string();
+            assert!(err.contains("SITEBUILD_ENGINE_TIMEOUT"), "{err}");
+            assert!(err.contains("1 to 3600"), "{err}");
+        }
+    }
 
     #[test]
     fn remote_hosts() {

@@ -17,35 +17,41 @@ impl Engine {
         name: &str,
         labels: &HashMap<String, String>,
     ) -> Result<()> {
-        if self.docker.inspect_network(name, None).await.is_ok() {
-            return Ok(());
-        }
-        let req = NetworkCreateRequest {
-            name: name.to_string(),
-            driver: Some("bridge".into()),
-            labels: Some(labels.clone()),
-            ..Default::default()
-        };
-        match self.docker.create_network(req).await {
-            Ok(_) => Ok(()),
-            Err(e) if status_of(&e) == Some(409) => Ok(()),
-            Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot create network {name}")),
-        }
+        self.bounded(format!("create network {name}"), async {
+            if self.docker.inspect_network(name, None).await.is_ok() {
+                return Ok(());
+            }
+            let req = NetworkCreateRequest {
+                name: name.to_string(),
+                driver: Some("bridge".into()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            };
+            match self.docker.create_network(req).await {
+                Ok(_) => Ok(()),
+                Err(e) if status_of(&e) == Some(409) => Ok(()),
+                Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot create network {name}")),
+            }
+        })
+        .await
     }
 
     /// The gateway address of a network (the host's address on it), if it has one.
     pub(crate) async fn network_gateway(&self, name: &str) -> Result<Option<std::net::IpAddr>> {
-        let net = self
-            .docker
-            .inspect_network(name, None)
-            .await
-            .with_context(|| format!("cannot inspect network {name}"))?;
-        Ok(net
-            .ipam
-            .and_then(|i| i.config)
-            .unwrap_or_default()
-            .iter()
-            .find_map(|c| c.gateway.as_ref()?.parse().ok()))
+        self.bounded(format!("inspect network {name}"), async {
+            let net = self
+                .docker
+                .inspect_network(name, None)
+                .await
+                .with_context(|| format!("cannot inspect network {name}"))?;
+            Ok(net
+                .ipam
+                .and_then(|i| i.config)
+                .unwrap_or_default()
+                .iter()
+                .find_map(|c| c.gateway.as_ref()?.parse().ok()))
+        })
+        .await
     }
 
     /// Attach a container to a network (the shared edge to a project's network); nothing
@@ -91,11 +97,14 @@ impl Engine {
     }
 
     pub(crate) async fn remove_network(&self, name: &str) -> Result<bool> {
-        match self.docker.remove_network(name).await {
-            Ok(()) => Ok(true),
-            Err(e) if status_of(&e) == Some(404) => Ok(false),
-            Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot remove network {name}")),
-        }
+        self.bounded(format!("remove network {name}"), async {
+            match self.docker.remove_network(name).await {
+                Ok(()) => Ok(true),
+                Err(e) if status_of(&e) == Some(404) => Ok(false),
+                Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot remove network {name}")),
+            }
+        })
+        .await
     }
 
     /// Create the named volume if it does not exist.
@@ -104,24 +113,30 @@ impl Engine {
         name: &str,
         labels: &HashMap<String, String>,
     ) -> Result<()> {
-        let req = VolumeCreateRequest {
-            name: Some(name.to_string()),
-            labels: Some(labels.clone()),
-            ..Default::default()
-        };
-        self.docker
-            .create_volume(req)
-            .await
-            .map(|_| ())
-            .with_context(|| format!("cannot create volume {name}"))
+        self.bounded(format!("create volume {name}"), async {
+            let req = VolumeCreateRequest {
+                name: Some(name.to_string()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            };
+            self.docker
+                .create_volume(req)
+                .await
+                .map(|_| ())
+                .with_context(|| format!("cannot create volume {name}"))
+        })
+        .await
     }
 
     pub(crate) async fn remove_volume(&self, name: &str) -> Result<bool> {
-        let opts = RemoveVolumeOptionsBuilder::new().force(true).build();
-        match self.docker.remove_volume(name, Some(opts)).await {
-            Ok(()) => Ok(true),
-            Err(e) if status_of(&e) == Some(404) => Ok(false),
-            Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot remove volume {name}")),
-        }
+        self.bounded(format!("remove volume {name}"), async {
+            let opts = RemoveVolumeOptionsBuilder::new().force(true).build();
+            match self.docker.remove_volume(name, Some(opts)).await {
+                Ok(()) => Ok(true),
+                Err(e) if status_of(&e) == Some(404) => Ok(false),
+                Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot remove volume {name}")),
+            }
+        })
+        .await
     }
 }

@@ -15,6 +15,7 @@ mod k8s;
 mod pipelines;
 mod preview;
 mod registry;
+mod reliability;
 mod remote;
 mod rules;
 mod shared_edge;
