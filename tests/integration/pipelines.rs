@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use crate::common::*;
 
@@ -552,4 +553,155 @@ fn gitlab_build_and_deploy_job_commands_run_here() {
         "the review app still answers after stop-review"
     );
     assert!(down.0, "{}", down.1);
+}
+
+/// `act` on the workflow `sitebuild init` writes into a repository that has only a static site:
+/// the Action taken from this checkout (`--local-repository sitebuild/sitebuild@v1=…`) and the
+/// binary under test from `PATH`, this engine as `SITEBUILD_DOCKER_HOST`. A push to main deploys
+/// production; a pull request `opened` deploys its preview (the URL answers with the pull
+/// request's content); `closed` removes it; production serves throughout.
+#[test]
+fn init_workflow_deploys_previews_per_pull_request_under_act() {
+    if std::env::var("SITEBUILD_UNDER_ACT").is_ok() {
+        return;
+    }
+    let Some(_engine) = engine(module_path!()) else {
+        return;
+    };
+    if !tools_ready(&["act", "git"]) {
+        return;
+    }
+    let name = unique_name("gen");
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("public");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(
+        site.join("index.html"),
+        "<!doctype html><p>PRODUCTION</p>\n",
+    )
+    .unwrap();
+    let sb = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sitebuild"));
+        c.arg("--dir")
+            .arg(dir.path())
+            .env("SITEBUILD_NAME", &name)
+            .env("SITEBUILD_BASE_IMAGE", base_image())
+            .env_remove("SITEBUILD_PORT")
+            .env_remove("GITHUB_OUTPUT")
+            .env_remove("GITHUB_STEP_SUMMARY");
+        c
+    };
+    let (ok, out) = run(sb().args(["init", "--ci", "github"]));
+    assert!(ok, "{out}");
+    // Production's port in the file (a preview never takes the file's port).
+    let toml = dir.path().join("sitebuild.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, format!("{text}port = {port}\n")).unwrap();
+    let git = |args: &[&str]| {
+        let (ok, out) = run(Command::new("git")
+            .current_dir(dir.path())
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args));
+        assert!(ok, "git {args:?}: {out}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "site"]);
+    let act = |event: &str, payload: &str| {
+        let file = dir.path().join(format!("{event}.json"));
+        std::fs::write(&file, payload).unwrap();
+        run(Command::new("act")
+            .current_dir(dir.path())
+            .args([event, "-W", ".github/workflows/sitebuild.yml"])
+            .args(["-P", "ubuntu-latest=-self-hosted", "-e"])
+            .arg(&file)
+            .arg("--local-repository")
+            // The `uses:` line init writes (src/init.rs ACTION), served from this checkout.
+            .arg(format!("sitebuild/sitebuild@v1={}", repo().display()))
+            .args([
+                "--secret",
+                "SITEBUILD_DOCKER_HOST=unix:///var/run/docker.sock",
+            ])
+            .args(["--env", &format!("SITEBUILD_NAME={name}")])
+            .args(["--env", &format!("SITEBUILD_BASE_IMAGE={}", base_image())])
+            .args(["--env", "SITEBUILD_UNDER_ACT=1"])
+            .args(["--env", &format!("PATH={}", path_with_binary_first())]))
+    };
+    let pr = |action: &str| {
+        format!(r#"{{"action": "{action}", "number": 7, "pull_request": {{"number": 7}}}}"#)
+    };
+    let push = act("push", r#"{"ref": "refs/heads/main"}"#);
+    std::fs::write(
+        site.join("index.html"),
+        "<!doctype html><p>PULL-REQUEST</p>\n",
+    )
+    .unwrap();
+    let opened = act("pull_request", &pr("opened"));
+    let preview_url = opened
+        .1
+        .lines()
+        .find_map(|l| l.split("::set-output:: url=").nth(1))
+        .map(|u| u.trim().to_string())
+        .unwrap_or_default();
+    let preview_port: u16 = preview_url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let get_body = |port: u16| {
+        get(
+            ([127, 0, 0, 1], port).into(),
+            "/",
+            &[],
+            Duration::from_secs(5),
+        )
+        .map(|r| (r.status, r.text()))
+    };
+    let preview_live = get_body(preview_port);
+    let production_live = get_body(port);
+    let closed = act("pull_request", &pr("closed"));
+    let preview_gone = get_body(preview_port).is_err();
+    let production_after = get_body(port);
+    let (down_ok, down) = run(sb().args(["down", "--images"]));
+
+    assert!(push.0, "act push failed:\n{}", push.1);
+    assert!(
+        push.1.contains("[sitebuild/deploy] 🏁  Job succeeded"),
+        "{}",
+        push.1
+    );
+    assert!(opened.0, "act pull_request opened failed:\n{}", opened.1);
+    assert!(
+        opened.1.contains("[sitebuild/preview] 🏁  Job succeeded"),
+        "{}",
+        opened.1
+    );
+    assert!(opened.1.contains("--preview pr-7"), "{}", opened.1);
+    let (status, body) = preview_live.unwrap_or_else(|e| {
+        panic!(
+            "the preview at {preview_url:?} does not answer: {e:#}\n{}",
+            opened.1
+        )
+    });
+    assert_eq!(status, 200);
+    assert!(body.contains("PULL-REQUEST"), "{body}");
+    let (status, body) = production_live.unwrap();
+    assert!(status == 200 && body.contains("PRODUCTION"), "{body}");
+    assert!(closed.0, "act pull_request closed failed:\n{}", closed.1);
+    assert!(
+        closed
+            .1
+            .contains("[sitebuild/preview-down] 🏁  Job succeeded"),
+        "{}",
+        closed.1
+    );
+    assert!(
+        preview_gone,
+        "the preview still answers after the pull request closed"
+    );
+    let (status, body) = production_after.unwrap();
+    assert!(status == 200 && body.contains("PRODUCTION"), "{body}");
+    assert!(down_ok, "{down}");
 }
