@@ -188,12 +188,7 @@ fn github_workflow_runs_under_act_and_pushes_to_a_local_registry() {
     let site_port = free_port();
     // The Action's cache step (actions/cache, skipped under act) is still fetched by act, and
     // github.com is not reachable here: a local stand-in of that repository.
-    let cache_stub = tempfile::tempdir().unwrap();
-    std::fs::write(
-        cache_stub.path().join("action.yml"),
-        "name: cache stand-in\ndescription: never runs under act\nruns:\n  using: composite\n  steps:\n    - run: echo skipped\n      shell: bash\n",
-    )
-    .unwrap();
+    let cache_stub = cache_stub();
     let target = repo().join("target/act");
     let (ok, out) = run(Command::new("act")
         .current_dir(repo())
@@ -293,6 +288,26 @@ fn github_workflow_runs_under_act_and_pushes_to_a_local_registry() {
     let served =
         served.unwrap_or_else(|e| panic!("the deployed site does not answer: {e:#}\n{out}"));
     assert_eq!(served.status, 200, "{out}");
+}
+
+/// The Action's cache step (actions/cache, skipped under act) is still fetched by act, and
+/// github.com is not reachable here: a local stand-in of that repository.
+fn cache_stub() -> tempfile::TempDir {
+    let stub = tempfile::tempdir().unwrap();
+    std::fs::write(
+        stub.path().join("action.yml"),
+        "name: cache stand-in\ndescription: never runs under act\nruns:\n  using: composite\n  steps:\n    - run: echo skipped\n      shell: bash\n",
+    )
+    .unwrap();
+    stub
+}
+
+/// act printed `[sitebuild/<job> …] 🏁  Job succeeded` (it pads job names to one width).
+fn job_succeeded(out: &str, job: &str) -> bool {
+    out.lines().any(|l| {
+        l.strip_prefix(&format!("[sitebuild/{job}"))
+            .is_some_and(|rest| rest.starts_with([' ', ']']) && l.contains("🏁  Job succeeded"))
+    })
 }
 
 /// PATH with the directory of the sitebuild binary under test first.
@@ -556,7 +571,8 @@ fn gitlab_build_and_deploy_job_commands_run_here() {
 }
 
 /// `act` on the workflow `sitebuild init` writes into a repository that has only a static site:
-/// the Action taken from this checkout (`--local-repository sitebuild/sitebuild@v1=…`) and the
+/// the Action taken from a copy of this checkout's action files (`--local-repository
+/// sitebuild/sitebuild@v1=…`) and the
 /// binary under test from `PATH`, this engine as `SITEBUILD_DOCKER_HOST`. A push to main deploys
 /// production; a pull request `opened` deploys its preview (the URL answers with the pull
 /// request's content); `closed` removes it; production serves throughout.
@@ -608,6 +624,16 @@ fn init_workflow_deploys_previews_per_pull_request_under_act() {
     git(&["init", "-q", "-b", "main"]);
     git(&["add", "-A"]);
     git(&["commit", "-qm", "site"]);
+    // The action as a repository of its own (what `uses: sitebuild/sitebuild@v1` fetches): act
+    // copies a --local-repository, so not this whole checkout with its target/.
+    let action = tempfile::tempdir().unwrap();
+    for rel in ["action.yml", "Cargo.toml", "Cargo.lock"] {
+        std::fs::copy(repo().join(rel), action.path().join(rel)).unwrap();
+    }
+    for sub in ["scripts/action", "src", "nginx", "deploy"] {
+        copy_tree(&repo().join(sub), &action.path().join(sub));
+    }
+    let cache = cache_stub();
     let act = |event: &str, payload: &str| {
         let file = dir.path().join(format!("{event}.json"));
         std::fs::write(&file, payload).unwrap();
@@ -617,8 +643,13 @@ fn init_workflow_deploys_previews_per_pull_request_under_act() {
             .args(["-P", "ubuntu-latest=-self-hosted", "-e"])
             .arg(&file)
             .arg("--local-repository")
-            // The `uses:` line init writes (src/init.rs ACTION), served from this checkout.
-            .arg(format!("sitebuild/sitebuild@v1={}", repo().display()))
+            // The `uses:` line init writes (src/init.rs ACTION), served from the copy.
+            .arg(format!(
+                "sitebuild/sitebuild@v1={}",
+                action.path().display()
+            ))
+            .arg("--local-repository")
+            .arg(format!("actions/cache@v5={}", cache.path().display()))
             .args([
                 "--secret",
                 "SITEBUILD_DOCKER_HOST=unix:///var/run/docker.sock",
@@ -667,17 +698,9 @@ fn init_workflow_deploys_previews_per_pull_request_under_act() {
     let (down_ok, down) = run(sb().args(["down", "--images"]));
 
     assert!(push.0, "act push failed:\n{}", push.1);
-    assert!(
-        push.1.contains("[sitebuild/deploy] 🏁  Job succeeded"),
-        "{}",
-        push.1
-    );
+    assert!(job_succeeded(&push.1, "deploy"), "{}", push.1);
     assert!(opened.0, "act pull_request opened failed:\n{}", opened.1);
-    assert!(
-        opened.1.contains("[sitebuild/preview] 🏁  Job succeeded"),
-        "{}",
-        opened.1
-    );
+    assert!(job_succeeded(&opened.1, "preview"), "{}", opened.1);
     assert!(opened.1.contains("--preview pr-7"), "{}", opened.1);
     let (status, body) = preview_live.unwrap_or_else(|e| {
         panic!(
@@ -690,13 +713,7 @@ fn init_workflow_deploys_previews_per_pull_request_under_act() {
     let (status, body) = production_live.unwrap();
     assert!(status == 200 && body.contains("PRODUCTION"), "{body}");
     assert!(closed.0, "act pull_request closed failed:\n{}", closed.1);
-    assert!(
-        closed
-            .1
-            .contains("[sitebuild/preview-down] 🏁  Job succeeded"),
-        "{}",
-        closed.1
-    );
+    assert!(job_succeeded(&closed.1, "preview-down"), "{}", closed.1);
     assert!(
         preview_gone,
         "the preview still answers after the pull request closed"
