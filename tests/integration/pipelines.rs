@@ -8,6 +8,17 @@ use std::time::Duration;
 
 use crate::common::*;
 
+/// The pipeline tests that build on the engine run one at a time: two of them build this
+/// repository's own site, and the classic builder shares the identical COPY layer between
+/// them, so one test's `down --images` (which prunes untagged parents) could remove the layer
+/// the other's build had just taken from the cache.
+fn one_build_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static BUILDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    BUILDS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -165,6 +176,7 @@ fn github_workflow_runs_under_act_and_pushes_to_a_local_registry() {
     let Some(_engine) = engine(module_path!()) else {
         return;
     };
+    let _builds = one_build_at_a_time();
     if !tools_ready(&["act", "docker-registry", "htpasswd", "curl", "git"]) {
         return;
     }
@@ -412,6 +424,7 @@ fn gitlab_build_and_deploy_job_commands_run_here() {
     let Some(_engine) = engine(module_path!()) else {
         return;
     };
+    let _builds = one_build_at_a_time();
     if !tools_ready(&["docker-registry", "htpasswd", "curl", "git", "python3"]) {
         return;
     }
@@ -584,6 +597,7 @@ fn init_workflow_deploys_previews_per_pull_request_under_act() {
     let Some(_engine) = engine(module_path!()) else {
         return;
     };
+    let _builds = one_build_at_a_time();
     if !tools_ready(&["act", "git"]) {
         return;
     }

@@ -211,13 +211,19 @@ fn downloads_in_flight_across_a_switch() {
         "it was still in flight after the switch"
     );
     // The large one needed ~24 s after the switch: the old edge worker closes it when
-    // worker_shutdown_timeout (10 s after the reload) runs out. The client sees a clean EOF before
-    // Content-Length: a truncated body (what was sent is the right prefix).
+    // worker_shutdown_timeout (10 s after the reload) runs out, and the client sees a clean EOF
+    // before Content-Length: a truncated body (what was sent is the right prefix). When
+    // docker-proxy's and the kernel's socket buffers already hold the rest at the cut (~11 MB
+    // here, more on a quiet machine: one full-suite run got all 24 MB), it completes instead.
+    // Either way the client never gets wrong bytes, a reset or an error status.
     assert_eq!(large_got.status, 200);
-    assert_eq!(large_got.end, "EOF", "{large_got:?}");
     assert_eq!(large_got.content_length, large.len());
-    assert!(large_got.body.len() < large.len());
     assert_eq!(large_got.body[..], large[..large_got.body.len()]);
+    match large_got.end.as_str() {
+        "EOF" => assert!(large_got.body.len() < large.len()),
+        "complete" => assert_eq!(sha256(&large_got.body), sha256(&large)),
+        other => panic!("the large download ended with {other:?}: {large_got:?}"),
+    }
     // The client sees the EOF only once it has read what was already on its way (here ~11 MB
     // in docker-proxy's and the kernel's socket buffers), so later than the cut itself.
     let cut = after(&large_got);
