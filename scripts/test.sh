@@ -76,8 +76,9 @@ cargo test --locked
 echo "== nothing left behind"
 # Test projects are named sbtest-*: containers, volumes, networks and images by that prefix
 # (never a broad prune that could touch what is not ours).
-# The crash-loop fixture base (sbtest-crashing-nginx) is built once per run and removed here.
-docker images --format '{{.Repository}}:{{.Tag}}' | grep '^sbtest-crashing-nginx:' | xargs -r docker rmi -f >/dev/null
+# The fixture bases built once per run (sbtest-crashing-nginx: a crash loop; sbtest-nobrotli-nginx:
+# the offline base without its brotli modules) are removed here.
+docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^sbtest-(crashing|nobrotli)-nginx:' | xargs -r docker rmi -f >/dev/null
 left="$(
   docker ps -a --format '{{.Names}}'
   docker volume ls --format '{{.Name}}'
