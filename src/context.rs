@@ -206,22 +206,18 @@ pub(crate) fn write_tar<W: Write>(ctx: &BuildContext<'_>, out: W) -> Result<Cont
     summary.carried_left_out = ctx.carry.left_out;
     // After the html/ tree: every entry in sorted order
     // ("sitebuild/html/…" < "sitebuild/mime.types" < "sitebuild/nginx.conf").
-    let mime = MIME_TYPES.as_bytes();
-    let mut h = header(
-        tar::EntryType::Regular,
-        0o644,
-        mime.len() as u64,
-        FIXED_MTIME,
-    );
-    tar.append_data(&mut h, "sitebuild/mime.types", mime)?;
-    let conf = ctx.nginx_conf.as_bytes();
-    let mut h = header(
-        tar::EntryType::Regular,
-        0o644,
-        conf.len() as u64,
-        FIXED_MTIME,
-    );
-    tar.append_data(&mut h, "sitebuild/nginx.conf", conf)?;
+    for (path, bytes) in [
+        ("sitebuild/mime.types", MIME_TYPES.as_bytes()),
+        ("sitebuild/nginx.conf", ctx.nginx_conf.as_bytes()),
+    ] {
+        let mut h = header(
+            tar::EntryType::Regular,
+            0o644,
+            bytes.len() as u64,
+            FIXED_MTIME,
+        );
+        tar.append_data(&mut h, path, bytes)?;
+    }
     tar.into_inner()
         .context("cannot finish the build context")?
         .flush()?;
