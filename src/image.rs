@@ -53,14 +53,9 @@ impl Prepared {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct BaseSupport {
     /// The base has Debian's (Google's `ngx_brotli`) static brotli module at
-    /// [`BROTLI_STATIC_MODULE`]: the config loads it and serves the `.br` siblings.
+    /// [`layout::BROTLI_STATIC_MODULE`]: the config loads it and serves the `.br` siblings.
     pub(crate) brotli: bool,
 }
-
-/// Where a base image with brotli keeps its static module (Debian's
-/// `libnginx-mod-http-brotli-static`, and `scripts/offline-base.sh`'s image).
-pub(crate) const BROTLI_STATIC_MODULE: &str =
-    "/usr/lib/nginx/modules/ngx_http_brotli_static_module.so";
 
 /// Scan, hash, render and fingerprint. Every bad input fails here, before the engine is used.
 pub(crate) fn prepare(config: &Config, base: BaseSupport) -> Result<Prepared> {
@@ -120,7 +115,7 @@ pub(crate) async fn prepare_for(engine: &Engine, config: &Config) -> Result<Prep
 /// What the base image `config.base_image` supports, pulled first if it is not local.
 ///
 /// Probed once per base image ID: a container is created from the base (never started) and
-/// the engine is asked for [`BROTLI_STATIC_MODULE`] in its filesystem; the answer is kept in
+/// the engine is asked for [`layout::BROTLI_STATIC_MODULE`] in its filesystem; the answer is kept in
 /// `$XDG_CACHE_HOME/sitebuild/base-support/<image id>` (else `~/.cache/…`), so later runs cost
 /// one image inspect. An image ID names immutable content, so the entry never goes stale; a
 /// rebuilt base is a new ID and is probed again.
@@ -168,7 +163,9 @@ pub(crate) async fn local_base_support(
     .limits(64, 16)
     .nginx_args(vec!["-v".to_string()]);
     let cid = engine.create(&spec).await?;
-    let found = engine.download_file(&cid, BROTLI_STATIC_MODULE).await;
+    let found = engine
+        .download_file(&cid, layout::BROTLI_STATIC_MODULE)
+        .await;
     engine.remove(&cid).await?;
     let support = BaseSupport {
         brotli: found
@@ -200,8 +197,9 @@ fn write_atomically(path: &std::path::Path, text: String) -> Result<()> {
 pub(crate) fn brotli_note(p: &Prepared) -> Option<String> {
     (p.config.brotli && !p.base.brotli).then(|| {
         format!(
-            "gzip only: base image {} has no brotli module ({BROTLI_STATIC_MODULE}); the offline base from scripts/offline-base.sh has it",
-            p.config.base_image
+            "gzip only: base image {} has no brotli module ({}); the offline base from scripts/offline-base.sh has it",
+            p.config.base_image,
+            layout::BROTLI_STATIC_MODULE
         )
     })
 }
@@ -301,7 +299,7 @@ pub(crate) async fn ensure_image(
 
     let started = Instant::now();
     let carry = if skew {
-        let carry = skew::collect(engine, p).await?;
+        let carry = skew::collect(engine, &p.config, &p.fingerprint, &p.site).await?;
         ui.detail(format!(
             "skew protection: read {} earlier version{} in {} ms",
             carry.versions + carry.left_out,
@@ -410,7 +408,7 @@ pub(crate) async fn remove_stale_checks(engine: &Engine, repo: &str) -> Result<V
             .label(labels::SINCE)
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        if crate::deploy::lock::is_stale(holder, since) {
+        if crate::holder::is_stale(holder, since) {
             engine.remove(&c.id).await?;
             removed.push(c.name);
         }
@@ -419,7 +417,6 @@ pub(crate) async fn remove_stale_checks(engine: &Engine, repo: &str) -> Result<V
 }
 
 async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Result<String> {
-    use crate::deploy::lock;
     let repo = p.config.image_repo();
     remove_stale_checks(engine, repo).await?;
     // It lives for one `nginx -t`, then the image is committed and it is removed.
@@ -428,11 +425,8 @@ async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Resu
         stage_id,
         Labels::project(repo)
             .role(roles::CHECK)
-            .with(
-                labels::HOLDER,
-                format!("{}:{}", lock::hostname(), std::process::id()),
-            )
-            .with(labels::SINCE, lock::now_secs().to_string())
+            .with(labels::HOLDER, crate::holder::this_process())
+            .with(labels::SINCE, crate::holder::now_secs().to_string())
             .build(),
     )
     .limits(256, 64)

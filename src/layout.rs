@@ -32,6 +32,11 @@ pub(crate) const STOP_SIGNAL: &str = "SIGQUIT";
 /// The only writable place in a container: a tmpfs.
 pub(crate) const TMPFS: &str = "/tmp";
 
+/// Where a base image with brotli keeps its static module (Debian's
+/// `libnginx-mod-http-brotli-static`, and `scripts/offline-base.sh`'s image).
+pub(crate) const BROTLI_STATIC_MODULE: &str =
+    "/usr/lib/nginx/modules/ngx_http_brotli_static_module.so";
+
 /// mtime of generated entries (Dockerfile, nginx.conf, directories): 2000-01-01T00:00:00Z.
 pub(crate) const FIXED_MTIME: u64 = 946_684_800;
 

@@ -15,6 +15,7 @@ pub(crate) mod config;
 pub(crate) mod context;
 pub(crate) mod deploy;
 pub(crate) mod engine;
+pub(crate) mod holder;
 pub mod http;
 pub(crate) mod image;
 pub(crate) mod init;

@@ -62,7 +62,7 @@ impl<'a> RenderInputs<'a> {
             spa: config.spa,
             has_404,
             gzip_min_length: 256,
-            brotli_module: brotli.then_some(crate::image::BROTLI_STATIC_MODULE),
+            brotli_module: brotli.then_some(crate::layout::BROTLI_STATIC_MODULE),
             generated,
         }
     }
@@ -436,7 +436,7 @@ mod tests {
             "t",
             DEFAULT_NGINX_TEMPLATE,
             &RenderInputs {
-                brotli_module: Some(crate::image::BROTLI_STATIC_MODULE),
+                brotli_module: Some(crate::layout::BROTLI_STATIC_MODULE),
                 ..inputs()
             },
         )

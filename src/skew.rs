@@ -22,8 +22,8 @@ use std::io::Read;
 
 use anyhow::{Context, Result};
 
+use crate::config::Config;
 use crate::engine::{ContainerSpec, Engine};
-use crate::image::Prepared;
 use crate::layout::{IMAGE_DIR, SITE_ROOT};
 use crate::naming::{self, Labels, labels};
 use crate::site::Site;
@@ -182,10 +182,15 @@ pub(crate) fn select(versions: Vec<Vec<Carried>>, max_bytes: u64) -> Carry {
     carry
 }
 
-/// What the image of `p` carries: the own hashed files of the project's previous
-/// `keep_images - 1` images (never started containers, one archive read each).
-pub(crate) async fn collect(engine: &Engine, p: &Prepared) -> Result<Carry> {
-    let cfg = &p.config;
+/// What the image of `site` (with `fingerprint`) carries: the own hashed files of the
+/// project's previous `keep_images - 1` images (never started containers, one archive read
+/// each).
+pub(crate) async fn collect(
+    engine: &Engine,
+    cfg: &Config,
+    fingerprint: &str,
+    site: &Site,
+) -> Result<Carry> {
     if cfg.skew_max_size == 0 || cfg.keep_images < 2 {
         return Ok(Carry::default());
     }
@@ -196,7 +201,7 @@ pub(crate) async fn collect(engine: &Engine, p: &Prepared) -> Result<Carry> {
     images.dedup_by(|a, b| a.id == b.id);
     let earlier: Vec<_> = images
         .into_iter()
-        .filter(|i| i.labels.get(labels::FINGERPRINT) != Some(&p.fingerprint))
+        .filter(|i| i.labels.get(labels::FINGERPRINT).map(String::as_str) != Some(fingerprint))
         .filter(|i| i.labels.contains_key(labels::FINGERPRINT))
         .take(cfg.keep_images as usize - 1)
         .collect();
@@ -204,7 +209,7 @@ pub(crate) async fn collect(engine: &Engine, p: &Prepared) -> Result<Carry> {
     let mut taken = BTreeSet::new();
     for img in earlier {
         let from = crate::site::short(&img.labels[labels::FINGERPRINT]).to_string();
-        let files = read_version(engine, p, &img.id, &from, &taken)
+        let files = read_version(engine, cfg, site, &img.id, &from, &taken)
             .await
             .with_context(|| format!("skew protection: cannot read the assets of {from}"))?;
         taken.extend(files.iter().map(|f| f.rel.clone()));
@@ -215,15 +220,16 @@ pub(crate) async fn collect(engine: &Engine, p: &Prepared) -> Result<Carry> {
 
 async fn read_version(
     engine: &Engine,
-    p: &Prepared,
+    cfg: &Config,
+    site: &Site,
     image: &str,
     from: &str,
     taken: &BTreeSet<String>,
 ) -> Result<Vec<Carried>> {
     let spec = ContainerSpec::new(
-        naming::probe_container(&p.config.name),
+        naming::probe_container(&cfg.name),
         image,
-        Labels::project(&p.config.name).build(),
+        Labels::project(&cfg.name).build(),
     )
     .limits(64, 16)
     .nginx_args(vec!["-v".to_string()]);
@@ -240,7 +246,7 @@ async fn read_version(
             return Ok(Vec::new());
         }
         let file = std::fs::File::open(&tmp.0)?;
-        own_hashed_files(std::io::BufReader::new(file), from, &list, &p.site, taken)
+        own_hashed_files(std::io::BufReader::new(file), from, &list, site, taken)
     }
     .await;
     engine.remove(&id).await?;

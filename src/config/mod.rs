@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::naming::{Labels, labels};
 use crate::rules::routes::TrailingSlash;
 use keys::{KEYS, Kind, key};
 
@@ -419,6 +420,19 @@ impl Config {
     /// (a preview runs production's images and builds into them).
     pub(crate) fn image_repo(&self) -> &str {
         self.preview.as_ref().map_or(&self.name, |p| &p.of)
+    }
+
+    /// The labels every resource of this instance starts from: its project and, for a
+    /// preview, `preview-of`, `preview` and where it answers (production's get none).
+    pub(crate) fn labels(&self) -> Labels {
+        let l = Labels::project(&self.name);
+        match &self.preview {
+            Some(p) => l
+                .with(labels::PREVIEW_OF, &p.of)
+                .with(labels::PREVIEW, &p.label)
+                .with(labels::URL, self.url()),
+            None => l,
+        }
     }
 
     /// `http://127.0.0.1:8080/` — what a browser opens.

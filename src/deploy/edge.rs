@@ -180,11 +180,11 @@ pub(crate) async fn ensure(
             &Labels::project(&cfg.name).role(roles::EDGE).build(),
         )
         .await?;
-    let mut edge_labels = Labels::project(&cfg.name)
+    let edge_labels = cfg
+        .labels()
         .role(roles::EDGE)
-        .with(labels::ADDRESS, &address);
-    edge_labels = super::preview::labels(cfg, edge_labels);
-    let edge_labels = edge_labels.build();
+        .with(labels::ADDRESS, &address)
+        .build();
     let mut spec = ContainerSpec::new(&edge.name, &cfg.base_image, edge_labels).publish(Publish {
         host_ip: cfg.bind,
         host_port: cfg.edge_http_port(),

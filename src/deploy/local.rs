@@ -23,7 +23,7 @@ use super::{DeployOptions, Outcome, Release, certs, lock, probe};
 use crate::config::Config;
 use crate::engine::{ContainerInfo, ContainerSpec, Engine};
 use crate::layout;
-use crate::naming::{self, Labels, labels, roles};
+use crate::naming::{self, labels, roles};
 use crate::site;
 use crate::ui::Ui;
 
@@ -304,11 +304,12 @@ async fn deploy_locked(
 
 /// A hardened site container: on the private network only, no host port.
 fn site_spec(cfg: &Config, release: &Release, name: &str, opts: &DeployOptions) -> ContainerSpec {
-    let labels = Labels::project(&cfg.name)
+    let labels = cfg
+        .labels()
         .role(roles::SITE)
         .with(labels::FINGERPRINT, &release.fingerprint)
-        .with(labels::MODE, mode_label(opts));
-    let labels = super::preview::labels(cfg, labels).build();
+        .with(labels::MODE, mode_label(opts))
+        .build();
     ContainerSpec::new(name, &release.image, labels)
         .network(naming::network(&cfg.name))
         .scratch_volume(opts.dev.then_some(layout::SITE_ROOT))

@@ -9,39 +9,14 @@ use anyhow::{Result, bail};
 
 use crate::config::Config;
 use crate::engine::{ContainerSpec, Engine, is_conflict, is_not_found};
+use crate::holder::{is_stale, now_secs, this_process};
 use crate::naming::{self, Labels, labels, roles};
 use crate::ui::Ui;
-
-const STALE_AFTER: Duration = Duration::from_mins(30);
 
 /// A held lock; call [`Lock::release`].
 #[derive(Debug)]
 pub(crate) struct Lock {
     id: String,
-}
-
-pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map_or_else(|_| "unknown-host".into(), |s| s.trim().to_string())
-}
-
-pub(crate) fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// Is the holder `host:pid` gone, or the lock too old?
-pub(crate) fn is_stale(holder: &str, since: u64) -> bool {
-    if now_secs().saturating_sub(since) > STALE_AFTER.as_secs() {
-        return true;
-    }
-    match holder.rsplit_once(':') {
-        Some((host, pid)) if host == hostname() => {
-            !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        }
-        _ => false,
-    }
 }
 
 /// Take the project's deploy lock, waiting up to `lock_timeout`.
@@ -69,7 +44,7 @@ async fn acquire_named(
     ui: &Ui,
 ) -> Result<Lock> {
     let name = name.to_string();
-    let holder = format!("{}:{}", hostname(), std::process::id());
+    let holder = this_process();
     let started = Instant::now();
     let mut told = false;
     loop {
@@ -159,21 +134,4 @@ pub(crate) async fn holding_shared<T>(
     let value = result?;
     released?;
     Ok(value)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn staleness() {
-        let me = format!("{}:{}", hostname(), std::process::id());
-        assert!(!is_stale(&me, now_secs()), "a live holder is not stale");
-        assert!(is_stale(&me, now_secs() - 31 * 60), "too old");
-        assert!(
-            is_stale(&format!("{}:999999999", hostname()), now_secs()),
-            "dead pid"
-        );
-        assert!(!is_stale("other-host:1", now_secs()), "another host: wait");
-    }
 }

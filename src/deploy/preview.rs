@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::config::{Config, Target};
 use crate::engine::{ContainerInfo, Engine};
-use crate::naming::{Labels, labels, roles};
+use crate::naming::{labels, roles};
 use crate::ui::Ui;
 
 use super::edge;
@@ -128,18 +128,6 @@ async fn free_port(engine: &Engine, cfg: &Config) -> Result<u16> {
         PORTS.end(),
         engine.host()
     )
-}
-
-/// The labels that make a resource part of a preview (on its edge and its site containers):
-/// `preview-of`, `preview` and where it answers. Production's resources get none.
-pub(crate) fn labels(cfg: &Config, l: Labels) -> Labels {
-    match &cfg.preview {
-        Some(p) => l
-            .with(labels::PREVIEW_OF, &p.of)
-            .with(labels::PREVIEW, &p.label)
-            .with(labels::URL, cfg.url()),
-        None => l,
-    }
 }
 
 /// The previews of `project` (production's name), from their site containers' labels (the
