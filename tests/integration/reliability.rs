@@ -224,10 +224,15 @@ fn downloads_in_flight_across_a_switch() {
         "complete" => assert_eq!(sha256(&large_got.body), sha256(&large)),
         other => panic!("the large download ended with {other:?}: {large_got:?}"),
     }
-    // The client sees the EOF only once it has read what was already on its way (here ~11 MB
-    // in docker-proxy's and the kernel's socket buffers), so later than the cut itself.
+    // The cut comes from worker_shutdown_timeout (10 s after the reload; the edge holds the
+    // whole response in its temp file, so the old site container's removal ~1 s after the
+    // switch does not cut it); the client sees the EOF once it has read what was already on its
+    // way (docker-proxy's and the kernel's socket buffers). The switch mark is when a poll of
+    // /healthz first sees the new version: on a loaded machine that lags the reload (8.2 s seen
+    // with four builds running beside the suite), so the bound is loose, yet far above the
+    // removal.
     let cut = after(&large_got);
-    assert!(cut > 9.0, "EOF {cut:.1} s after the switch");
+    assert!(cut > 5.0, "EOF {cut:.1} s after the switch");
     // A new download after the switch is complete.
     let again = p.get("/large.bin");
     assert_eq!(sha256(&again.body), sha256(&large));
