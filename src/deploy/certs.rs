@@ -10,67 +10,16 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result, anyhow, bail};
 
 use super::edge::{self, EDGE_DIR, Edge, Live};
-use super::{lock, probe};
+use super::edge_state;
+use super::{front, lock, probe};
 use crate::acme;
 use crate::config::{Config, Tls};
 use crate::engine::Engine;
-use crate::tls::{self, CertInfo, CertKey};
+use crate::tls::{self, CertInfo};
 use crate::ui::Ui;
 
-const CERT_FILE: &str = "acme.crt";
-const KEY_FILE: &str = "acme.key";
 const ACCOUNT_FILE: &str = "acme-account.json";
 const CHALLENGE_PREFIX: &str = "acme-challenge-";
-
-/// The certificate in the edge's volume, if there is a usable one (an expired one is not).
-pub(crate) async fn stored(engine: &Engine, edge: &Edge) -> Result<Option<CertKey>> {
-    let read = async |f: &str| engine.download_file(&edge.id, &edge.path(f)).await;
-    let (Some(chain), Some(key)) = (read(CERT_FILE).await?, read(KEY_FILE).await?) else {
-        return Ok(None);
-    };
-    Ok(tls::check(
-        &String::from_utf8_lossy(&chain),
-        &String::from_utf8_lossy(&key),
-        SystemTime::now(),
-    )
-    .ok())
-}
-
-/// The certificate to serve: the stored one, else a new placeholder (stored, so the edge config
-/// stays the same until an issuance replaces it).
-pub(crate) async fn current_or_placeholder(
-    engine: &Engine,
-    cfg: &Config,
-    edge: &Edge,
-) -> Result<CertKey> {
-    if let Some(ck) = stored(engine, edge).await? {
-        return Ok(ck);
-    }
-    let (chain, key) = acme::placeholder(&cfg.domains)?;
-    let ck = tls::check(&chain, &key, SystemTime::now())
-        .map_err(|p| anyhow!("the placeholder certificate is unusable: {p:?}"))?;
-    save(engine, edge, &chain, &key).await?;
-    Ok(ck)
-}
-
-async fn save(engine: &Engine, edge: &Edge, chain: &str, key: &str) -> Result<()> {
-    engine
-        .upload_files(
-            &edge.id,
-            EDGE_DIR,
-            &[(&edge.entry(CERT_FILE), chain.as_bytes())],
-        )
-        .await?;
-    // Only sitebuild reads this copy (root, 0640): nginx reads the content-hashed one.
-    engine
-        .upload_secret_files(
-            &edge.id,
-            EDGE_DIR,
-            &[(&edge.entry(KEY_FILE), key.as_bytes())],
-            0,
-        )
-        .await
-}
 
 /// Why `cert` must be replaced for `domains` at `now`; None: it is good.
 pub(crate) fn needs_issuance(
@@ -117,7 +66,7 @@ pub(crate) async fn ensure_issued(
     }
     let current = match &edge.acme_cert {
         Some(ck) => ck.clone(),
-        None => current_or_placeholder(engine, cfg, edge).await?,
+        None => edge_state::current_or_placeholder(engine, cfg, edge).await?,
     };
     let reason = match needs_issuance(&current.info, &cfg.domains, SystemTime::now()) {
         Some(r) => r,
@@ -140,10 +89,10 @@ pub(crate) async fn ensure_issued(
         acme_cert: Some(ck.clone()),
         ..edge.clone()
     };
-    edge::apply(engine, cfg, &next, live, ui)
+    front::apply(engine, cfg, &next, live, ui)
         .await
         .context("the new certificate was not installed; the old one still serves")?;
-    save(engine, edge, &chain, &key).await?;
+    edge_state::save(engine, edge, &chain, &key).await?;
     *edge = next;
     ui.detail(format!(
         "certificate from {} until {}",
@@ -236,7 +185,7 @@ pub(crate) async fn renew(engine: &Engine, cfg: &Config, force: bool, ui: &Ui) -
         );
     }
     lock::holding(engine, cfg, ui, async {
-        let info = edge::find_for(engine, cfg)
+        let info = front::find_for(engine, cfg)
             .await?
             .filter(crate::engine::ContainerInfo::is_running)
             .with_context(|| {
@@ -245,7 +194,7 @@ pub(crate) async fn renew(engine: &Engine, cfg: &Config, force: bool, ui: &Ui) -
                     cfg.name
                 )
             })?;
-        let mut edge = edge::attach(engine, cfg, &info).await?;
+        let mut edge = front::attach(engine, cfg, &info).await?;
         let live = edge::read_live(engine, &edge).await?;
         Ok(
             match ensure_issued(engine, cfg, &mut edge, live.as_ref(), force, ui).await? {

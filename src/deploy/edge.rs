@@ -6,21 +6,21 @@
 //!
 //! A project with `domains` uses the shared edge instead (`shared_edge.rs`): the same [`Edge`]
 //! handle, with its state in `projects/<name>/` of the shared edge's volume and its config as one
-//! part of the shared edge's config. Everything here works on both through [`Edge::path`].
+//! part of the shared edge's config. Everything here works on both through [`Edge::path`];
+//! `front.rs` finds, creates and attaches to the edge of a project, whichever kind it is.
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::{probe, shared_edge};
+use super::probe;
 use crate::config::{Config, Tls};
-use crate::engine::{ContainerInfo, ContainerSpec, Engine, Publish};
+use crate::engine::{ContainerInfo, Engine};
 use crate::http;
-use crate::layout::{self, CONTAINER_PORT, NGINX};
-use crate::naming::{self, Labels, labels, roles};
+use crate::layout::{self, NGINX};
+use crate::naming::{labels, roles};
 use crate::render::{self, EdgeInputs, EdgePart, EdgeTls, Http2};
-use crate::ui::Ui;
 
 /// Where the edge's volume (config + state) is mounted.
 pub(crate) const EDGE_DIR: &str = "/etc/sitebuild-edge";
@@ -33,6 +33,8 @@ pub(crate) const LIVE_FILE: &str = "live";
 pub(crate) const MAINTENANCE_FILE: &str = "maintenance";
 /// The page served with 503 in maintenance mode.
 pub(crate) const MAINTENANCE_PAGE: &str = "maintenance.html";
+/// A project's part of the shared edge's config (in its `projects/<name>/`).
+pub(crate) const SITE_CONF: &str = "site.conf";
 /// A copy of the certificate chain the edge serves for the project (for `status`).
 pub(crate) const SERVED_CERT: &str = "served.crt";
 
@@ -109,152 +111,6 @@ pub(crate) async fn find(engine: &Engine, project: &str) -> Result<Option<Contai
         .next())
 }
 
-/// The edge that serves `cfg`'s project: the shared edge on its `http_port` with `domains`,
-/// else its own edge.
-pub(crate) async fn find_for(engine: &Engine, cfg: &Config) -> Result<Option<ContainerInfo>> {
-    if cfg.domains.is_empty() {
-        find(engine, &cfg.name).await
-    } else {
-        shared_edge::find(engine, cfg.http_port).await
-    }
-}
-
-/// Make sure the network and a running edge on `bind:port` exist; keeps the live state.
-pub(crate) async fn ensure(
-    engine: &Engine,
-    cfg: &Config,
-    livereload: Option<String>,
-    ui: &Ui,
-) -> Result<Edge> {
-    if !cfg.domains.is_empty() {
-        return shared_edge::ensure(engine, cfg, livereload, ui).await;
-    }
-    let address = super::address_of(cfg);
-    engine
-        .ensure_network(
-            &naming::network(&cfg.name),
-            &Labels::project(&cfg.name).role(roles::NETWORK).build(),
-        )
-        .await?;
-    let edge = Edge {
-        id: String::new(),
-        name: naming::edge_container(&cfg.name),
-        probe: probe::probe_addr(cfg)?,
-        livereload,
-        http2: Http2::Unknown,
-        acme_cert: None,
-        rel: String::new(),
-        shared: false,
-        host: None,
-        maintenance: None,
-    };
-    if let Some(existing) = find(engine, &cfg.name).await? {
-        if existing.label(labels::ADDRESS) == Some(address.as_str()) {
-            if !existing.is_running() {
-                ui.step(format!("starting the stopped edge {}", existing.name));
-                engine.start(&existing.id).await?;
-                wait_answering(engine, &existing.id, edge.probe).await?;
-            }
-            let edge = Edge {
-                http2: nginx_http2(engine, &existing.id).await,
-                id: existing.id,
-                ..edge
-            };
-            return with_state(engine, cfg, edge).await;
-        }
-        // Moving to another address: make sure it is free before the old edge goes away.
-        check_port_free(engine, cfg).await?;
-        ui.step(format!(
-            "moving {} from {} to {address}",
-            cfg.name,
-            existing.label(labels::ADDRESS).unwrap_or("?")
-        ));
-        engine.remove(&existing.id).await?;
-    } else {
-        check_port_free(engine, cfg).await?;
-    }
-    let volume = naming::edge_volume(&cfg.name);
-    engine
-        .ensure_volume(
-            &volume,
-            &Labels::project(&cfg.name).role(roles::EDGE).build(),
-        )
-        .await?;
-    let edge_labels = cfg
-        .labels()
-        .role(roles::EDGE)
-        .with(labels::ADDRESS, &address)
-        .build();
-    let mut spec = ContainerSpec::new(&edge.name, &cfg.base_image, edge_labels).publish(Publish {
-        host_ip: cfg.bind,
-        host_port: cfg.edge_http_port(),
-        container_port: CONTAINER_PORT,
-    });
-    if cfg.tls.is_on() {
-        spec = spec.publish(Publish {
-            host_ip: cfg.bind,
-            host_port: cfg.https_port,
-            container_port: render::EDGE_TLS_PORT,
-        });
-    }
-    let spec = spec
-        .limits(128, 128)
-        .nginx_args(layout::nginx_args(&format!("{EDGE_DIR}/{EDGE_CONF}")))
-        .network(naming::network(&cfg.name))
-        .volume(&volume, EDGE_DIR)
-        .restart();
-    let id = engine.create(&spec).await?;
-    let edge = with_state(engine, cfg, Edge { id, ..edge }).await?;
-    // A volume kept from an earlier edge (e.g. after a port change) still names the live site.
-    let live = match read_live(engine, &edge).await? {
-        Some(l) if site_running(engine, &l.container).await => Some(l),
-        _ => None,
-    };
-    let conf = render_conf(cfg, &edge, live.as_ref())?;
-    upload_tls(engine, cfg, &edge).await?;
-    engine
-        .upload_files(
-            &edge.id,
-            EDGE_DIR,
-            &[
-                (EDGE_CONF, conf.as_bytes()),
-                (LIVE_FILE, live_line(live.as_ref()).as_bytes()),
-            ],
-        )
-        .await?;
-    if let Err(e) = engine.start(&edge.id).await {
-        let _ = engine.remove(&edge.id).await;
-        return Err(e).with_context(|| format!("the edge could not publish {address}"));
-    }
-    wait_answering(engine, &edge.id, edge.probe).await?;
-    // Now that its nginx runs, its version says how to turn HTTP/2 on (one reload, once).
-    let edge = Edge {
-        http2: nginx_http2(engine, &edge.id).await,
-        ..edge
-    };
-    if cfg.tls.is_on() {
-        refresh(engine, cfg, &edge, live.as_ref(), ui).await?;
-    }
-    ui.detail(format!("edge {} listens on {address}", edge.name));
-    Ok(edge)
-}
-
-/// `edge` with the project's state from the edge's volume: maintenance mode, and with
-/// `tls = "acme"` the certificate (a placeholder is made when none).
-pub(crate) async fn with_state(engine: &Engine, cfg: &Config, edge: Edge) -> Result<Edge> {
-    let acme_cert = if matches!(cfg.tls, Tls::Acme) {
-        Some(super::certs::current_or_placeholder(engine, cfg, &edge).await?)
-    } else {
-        None
-    };
-    let maintenance = read_maintenance(engine, &edge).await?;
-    Ok(Edge {
-        acme_cert,
-        maintenance,
-        ..edge
-    })
-}
-
 /// The maintenance message when maintenance mode is on.
 pub(crate) async fn read_maintenance(engine: &Engine, edge: &Edge) -> Result<Option<String>> {
     Ok(engine
@@ -294,7 +150,7 @@ fn tls_files<'a>(
 }
 
 /// Put the certificate (0644) and its key (0640, group of the edge's user) into the edge's volume.
-async fn upload_tls(engine: &Engine, cfg: &Config, edge: &Edge) -> Result<()> {
+pub(crate) async fn upload_tls(engine: &Engine, cfg: &Config, edge: &Edge) -> Result<()> {
     let Some((crt, key, ck)) = tls_files(cfg, edge) else {
         return Ok(());
     };
@@ -317,47 +173,6 @@ async fn upload_tls(engine: &Engine, cfg: &Config, edge: &Edge) -> Result<()> {
             layout::RUN_AS_GID,
         )
         .await
-}
-
-/// A handle on an existing edge container (its nginx's HTTP/2 syntax asked when it runs).
-pub(crate) async fn attach(engine: &Engine, cfg: &Config, info: &ContainerInfo) -> Result<Edge> {
-    let http2 = if info.is_running() {
-        nginx_http2(engine, &info.id).await
-    } else {
-        Http2::Unknown
-    };
-    let shared = info.label(labels::ROLE) == Some(roles::SHARED_EDGE);
-    let edge = Edge {
-        id: info.id.clone(),
-        name: info.name.clone(),
-        probe: probe::probe_addr(cfg)?,
-        livereload: None,
-        http2,
-        acme_cert: None,
-        rel: if shared {
-            shared_edge::rel(&cfg.name)
-        } else {
-            String::new()
-        },
-        shared,
-        host: if shared {
-            cfg.domains.first().cloned()
-        } else {
-            None
-        },
-        maintenance: None,
-    };
-    let acme_cert = if matches!(cfg.tls, Tls::Acme) {
-        super::certs::stored(engine, &edge).await?
-    } else {
-        None
-    };
-    let maintenance = read_maintenance(engine, &edge).await?;
-    Ok(Edge {
-        acme_cert,
-        maintenance,
-        ..edge
-    })
 }
 
 pub(crate) async fn site_running(engine: &Engine, name: &str) -> bool {
@@ -428,24 +243,30 @@ pub(crate) fn parse_live(text: &str) -> Option<Live> {
     })
 }
 
-/// Point the edge at `live`: write the config, `nginx -t` it, reload gracefully. A config that
-/// fails the test changes nothing. On the shared edge only this project's part changes (under
-/// the shared edge's lock).
-pub(crate) async fn apply(
+/// Before a config goes in: the maintenance page for `live` (when maintenance is on), the
+/// certificate files; returns the project's rendered config.
+pub(crate) async fn prepare(
     engine: &Engine,
     cfg: &Config,
     edge: &Edge,
     live: Option<&Live>,
-    ui: &Ui,
-) -> Result<()> {
+) -> Result<String> {
     if edge.maintenance.is_some() {
         write_maintenance_page(engine, edge, live).await?;
     }
     let conf = render_conf(cfg, edge, live)?;
     upload_tls(engine, cfg, edge).await?;
-    if edge.shared {
-        return shared_edge::apply(engine, cfg, edge, live, &conf, ui).await;
-    }
+    Ok(conf)
+}
+
+/// Point a project's own edge at `live` with `conf` (from [`prepare`]): write it, `nginx -t`
+/// it, reload gracefully. A config that fails the test changes nothing.
+pub(crate) async fn apply_own(
+    engine: &Engine,
+    edge: &Edge,
+    live: Option<&Live>,
+    conf: &str,
+) -> Result<()> {
     engine
         .upload_files(&edge.id, EDGE_DIR, &[(EDGE_NEXT, conf.as_bytes())])
         .await?;
@@ -591,21 +412,6 @@ pub(crate) fn builtin_maintenance_page(message: &str) -> String {
     )
 }
 
-/// Make the running edge config the one this sitebuild renders for `live` (an edge made by an
-/// earlier version, or an edited `edge.conf.j2`): reloads only when they differ.
-pub(crate) async fn refresh(
-    engine: &Engine,
-    cfg: &Config,
-    edge: &Edge,
-    live: Option<&Live>,
-    ui: &Ui,
-) -> Result<()> {
-    if is_current(engine, cfg, edge, live).await? {
-        return Ok(());
-    }
-    apply(engine, cfg, edge, live, ui).await
-}
-
 /// Is the running edge config the one this sitebuild renders for `live` (same domains,
 /// certificate, HSTS, …)?
 pub(crate) async fn is_current(
@@ -616,7 +422,7 @@ pub(crate) async fn is_current(
 ) -> Result<bool> {
     let want = render_conf(cfg, edge, live)?;
     let file = if edge.shared {
-        edge.path(shared_edge::SITE_CONF)
+        edge.path(SITE_CONF)
     } else {
         format!("{EDGE_DIR}/{EDGE_CONF}")
     };

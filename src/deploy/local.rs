@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::edge::{self, Live};
-use super::{DeployOptions, Outcome, Release, certs, lock, probe};
+use super::{DeployOptions, Outcome, Release, certs, front, lock, probe};
 use crate::config::Config;
 use crate::engine::{ContainerInfo, ContainerSpec, Engine};
 use crate::layout;
@@ -89,7 +89,7 @@ async fn is_live(
     // With domains the edge config also carries the certificate, HSTS and the names: a change
     // of those alone is a deploy too (this costs an exec and a download, so only then).
     if !cfg.domains.is_empty() {
-        let handle = edge::attach(engine, cfg, edge).await?;
+        let handle = front::attach(engine, cfg, edge).await?;
         let live = Live {
             container: site.name.clone(),
             fingerprint: release.fingerprint.clone(),
@@ -152,7 +152,7 @@ async fn deploy_locked(
     ui: &Ui,
 ) -> Result<Outcome> {
     let started = Instant::now();
-    let mut edge = edge::ensure(engine, cfg, opts.livereload.clone(), ui).await?;
+    let mut edge = front::ensure(engine, cfg, opts.livereload.clone(), ui).await?;
     let mut live = edge::read_live(engine, &edge).await?;
     if let Some(l) = &live {
         let running = engine
@@ -181,7 +181,7 @@ async fn deploy_locked(
             resp.header("x-sitebuild-live").unwrap_or("?"),
             l.container
         ));
-        edge::apply(engine, cfg, &edge, Some(l), ui).await?;
+        front::apply(engine, cfg, &edge, Some(l), ui).await?;
         edge::wait_live(&edge, &l.fingerprint).await?;
     }
 
@@ -230,14 +230,14 @@ async fn deploy_locked(
         && l.fingerprint == release.fingerprint
         && live_mode_ok
     {
-        edge::apply(engine, cfg, &edge, Some(l), ui).await?;
+        front::apply(engine, cfg, &edge, Some(l), ui).await?;
         return Ok(Outcome::Unchanged {
             container: l.container.clone(),
         });
     }
 
     // The candidate route below needs the edge config of this version.
-    edge::refresh(engine, cfg, &edge, live.as_ref(), ui).await?;
+    front::refresh(engine, cfg, &edge, live.as_ref(), ui).await?;
 
     let name = naming::site_container(&cfg.name, release.short());
     let spec = site_spec(cfg, release, &name, opts);
@@ -280,7 +280,7 @@ async fn deploy_locked(
         container: name.clone(),
         fingerprint: release.fingerprint.clone(),
     };
-    edge::apply(engine, cfg, &edge, Some(&new_live), ui).await?;
+    front::apply(engine, cfg, &edge, Some(&new_live), ui).await?;
     edge::wait_live(&edge, &release.fingerprint).await?;
     pause_point("after-switch", ui).await;
 
@@ -371,9 +371,9 @@ async fn wait_healthy(
 
 /// The fingerprint the edge routes to, if there is an edge and a live site.
 pub(crate) async fn live_fingerprint(engine: &Engine, cfg: &Config) -> Result<Option<String>> {
-    match edge::find_for(engine, cfg).await? {
+    match front::find_for(engine, cfg).await? {
         Some(e) => {
-            let e = edge::attach(engine, cfg, &e).await?;
+            let e = front::attach(engine, cfg, &e).await?;
             Ok(edge::read_live(engine, &e).await?.map(|l| l.fingerprint))
         }
         None => Ok(None),
@@ -389,7 +389,7 @@ pub(crate) async fn maintenance(
     ui: &Ui,
 ) -> Result<String> {
     lock::holding(engine, cfg, ui, async {
-        let info = edge::find_for(engine, cfg)
+        let info = front::find_for(engine, cfg)
             .await?
             .filter(ContainerInfo::is_running)
             .with_context(|| {
@@ -398,7 +398,7 @@ pub(crate) async fn maintenance(
                     cfg.name
                 )
             })?;
-        let edge = edge::attach(engine, cfg, &info).await?;
+        let edge = front::attach(engine, cfg, &info).await?;
         let live = edge::read_live(engine, &edge).await?;
         if live.is_none() {
             bail!(
@@ -412,7 +412,7 @@ pub(crate) async fn maintenance(
             maintenance: message.map(String::from),
             ..edge
         };
-        edge::apply(engine, cfg, &edge, live.as_ref(), ui).await?;
+        front::apply(engine, cfg, &edge, live.as_ref(), ui).await?;
         let state = edge.path(edge::MAINTENANCE_FILE);
         if let Some(m) = message {
             engine
@@ -511,7 +511,7 @@ pub(crate) async fn status(
             ));
         }
         out.extend(tls_status(cfg));
-        let handle = edge::attach(engine, cfg, e).await?;
+        let handle = front::attach(engine, cfg, e).await?;
         out.push(match &handle.maintenance {
             Some(m) if m.trim().is_empty() => {
                 "maintenance on (503 with the maintenance page; `sitebuild maintenance off`)"

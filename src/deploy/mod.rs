@@ -11,6 +11,8 @@
 
 pub(crate) mod certs;
 pub(crate) mod edge;
+mod edge_state;
+pub(crate) mod front;
 mod local;
 pub(crate) mod lock;
 pub(crate) mod preview;

@@ -24,7 +24,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 
-use super::edge::{self, EDGE_CONF, EDGE_DIR, EDGE_NEXT, Edge, LIVE_FILE, Live};
+use super::edge::{self, EDGE_CONF, EDGE_DIR, EDGE_NEXT, Edge, LIVE_FILE, Live, SITE_CONF};
+use super::edge_state;
 use super::{lock, probe};
 use crate::config::Config;
 use crate::engine::{ContainerInfo, ContainerSpec, Engine, Publish};
@@ -36,8 +37,7 @@ use crate::ui::Ui;
 
 /// Directory of the projects' parts in the edge's volume.
 pub(crate) const PROJECTS: &str = "projects";
-/// A project's part of the config, and the one being tested.
-pub(crate) const SITE_CONF: &str = "site.conf";
+/// The project's part being tested (the part itself: [`edge::SITE_CONF`]).
 const SITE_NEXT: &str = "site.conf.next";
 /// The domains a project claims, one per line.
 const DOMAINS_FILE: &str = "domains";
@@ -261,14 +261,17 @@ pub(crate) async fn ensure(
         livereload,
         ..handle(cfg, &info, http2)?
     };
-    let edge = edge::with_state(engine, cfg, edge).await?;
+    let edge = edge_state::with_state(engine, cfg, edge).await?;
     // The project's part goes in at once: its domains route here from the first deploy on (the
     // health gate, ACME answers).
     let live = match edge::read_live(engine, &edge).await? {
         Some(l) if edge::site_running(engine, &l.container).await => Some(l),
         _ => None,
     };
-    edge::refresh(engine, cfg, &edge, live.as_ref(), ui).await?;
+    if !edge::is_current(engine, cfg, &edge, live.as_ref()).await? {
+        let conf = edge::prepare(engine, cfg, &edge, live.as_ref()).await?;
+        apply(engine, cfg, &edge, live.as_ref(), &conf, ui).await?;
+    }
     Ok(edge)
 }
 

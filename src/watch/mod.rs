@@ -378,11 +378,11 @@ impl Session {
             self.ui.result(format!("stopped watching; {line}"));
             return Ok(());
         }
-        if let Some(e) = deploy::edge::find_for(&self.engine, &cfg).await? {
-            let edge = deploy::edge::attach(&self.engine, &cfg, &e).await?;
+        if let Some(e) = deploy::front::find_for(&self.engine, &cfg).await? {
+            let edge = deploy::front::attach(&self.engine, &cfg, &e).await?;
             let live = deploy::edge::read_live(&self.engine, &edge).await?;
             if let Err(e) =
-                deploy::edge::apply(&self.engine, &cfg, &edge, live.as_ref(), &self.ui).await
+                deploy::front::apply(&self.engine, &cfg, &edge, live.as_ref(), &self.ui).await
             {
                 self.ui
                     .step(format!("could not remove the live-reload hooks: {e:#}"));

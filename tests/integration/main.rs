@@ -4,6 +4,7 @@
 mod common;
 
 mod acme;
+mod architecture;
 mod bad_input;
 mod cli;
 mod compression;
