@@ -1,9 +1,12 @@
-//! `tls = "acme"` on the local target. Everything lives in the edge's volume, so it survives a
-//! replaced edge: the served certificate (`acme.crt`/`acme.key`: the issued one, or a
-//! self-signed placeholder until the first issuance), the ACME account (`acme-account.json`,
-//! created once), and the HTTP-01 answers (`acme-challenge-<token>`, served on the HTTP
-//! listener). An issued chain is installed like `tls = "files"`: content-hashed files,
-//! `nginx -t`, graceful reload. A failed issuance changes nothing: the old certificate serves.
+//! `tls = "acme"` on the local target. Everything lives in the project's `acme/` directory of
+//! the edge's volume, so it survives a replaced edge, and that directory belongs to the edge's
+//! user (uid 101), so the renewer (`renewer.rs`, same uid, no Docker socket) can renew there:
+//! the served certificate (`acme/cert.pem`, `acme/key.pem`: the issued one, or a self-signed
+//! placeholder until the first issuance; the edge config names these two paths), the ACME
+//! account (`acme/account.json`, created once), and the HTTP-01 answers
+//! (`acme/acme-challenge-<token>`, served on the HTTP listener). A new certificate from
+//! `deploy`/`renew` is installed with `nginx -t` and a graceful reload. A failed issuance
+//! changes nothing: the old certificate serves.
 
 use std::time::{Duration, SystemTime};
 
@@ -17,16 +20,34 @@ use crate::engine::Engine;
 use crate::tls::{self, CertInfo, CertKey};
 use crate::ui::Ui;
 
-const CERT_FILE: &str = "acme.crt";
-const KEY_FILE: &str = "acme.key";
-const ACCOUNT_FILE: &str = "acme-account.json";
-const CHALLENGE_PREFIX: &str = "acme-challenge-";
+/// The project's ACME directory in the edge's volume (owned by the edge's user).
+pub(crate) const ACME_DIR: &str = "acme";
+/// The served certificate chain and key (the edge config names these paths).
+pub(crate) const CERT_FILE: &str = "acme/cert.pem";
+pub(crate) const KEY_FILE: &str = "acme/key.pem";
+/// The ACME account's credentials (JSON, see `acme::account`).
+pub(crate) const ACCOUNT_FILE: &str = "acme/account.json";
+/// An HTTP-01 answer: `<prefix><token>`.
+pub(crate) const CHALLENGE_PREFIX: &str = "acme/acme-challenge-";
+/// Where sitebuild before the renewer kept them (read once, then written to the new place).
+const OLD_FILES: [&str; 3] = ["acme.crt", "acme.key", "acme-account.json"];
+
+/// Make the project's `acme/` directory in the edge's volume belong to the edge's user.
+pub(crate) async fn prepare_dir(engine: &Engine, edge: &Edge) -> Result<()> {
+    engine
+        .owned_dir(&edge.id, EDGE_DIR, &edge.entry(ACME_DIR), 0o700)
+        .await
+}
 
 /// The certificate in the edge's volume, if there is a usable one (an expired one is not).
 pub(crate) async fn stored(engine: &Engine, edge: &Edge) -> Result<Option<CertKey>> {
     let read = async |f: &str| engine.download_file(&edge.id, &edge.path(f)).await;
-    let (Some(chain), Some(key)) = (read(CERT_FILE).await?, read(KEY_FILE).await?) else {
-        return Ok(None);
+    let (chain, key) = match (read(CERT_FILE).await?, read(KEY_FILE).await?) {
+        (Some(c), Some(k)) => (c, k),
+        _ => match (read(OLD_FILES[0]).await?, read(OLD_FILES[1]).await?) {
+            (Some(c), Some(k)) => (c, k),
+            _ => return Ok(None),
+        },
     };
     Ok(tls::check(
         &String::from_utf8_lossy(&chain),
@@ -43,6 +64,7 @@ pub(crate) async fn current_or_placeholder(
     cfg: &Config,
     edge: &Edge,
 ) -> Result<CertKey> {
+    prepare_dir(engine, edge).await?;
     if let Some(ck) = stored(engine, edge).await? {
         return Ok(ck);
     }
@@ -61,13 +83,12 @@ async fn save(engine: &Engine, edge: &Edge, chain: &str, key: &str) -> Result<()
             &[(&edge.entry(CERT_FILE), chain.as_bytes())],
         )
         .await?;
-    // Only sitebuild reads this copy (root, 0640): nginx reads the content-hashed one.
     engine
         .upload_secret_files(
             &edge.id,
             EDGE_DIR,
             &[(&edge.entry(KEY_FILE), key.as_bytes())],
-            0,
+            crate::layout::RUN_AS_GID,
         )
         .await
 }
@@ -156,9 +177,25 @@ pub(crate) async fn ensure_issued(
 /// One ACME issuance for the project's domains: account, order, answers in the edge's volume,
 /// validation, CSR, chain. Returns (chain PEM, key PEM).
 async fn issue(engine: &Engine, cfg: &Config, edge: &Edge) -> Result<(String, String)> {
-    let stored = engine
+    let mut stored = engine
         .download_file(&edge.id, &edge.path(ACCOUNT_FILE))
         .await?;
+    if stored.is_none() {
+        // Kept by an earlier sitebuild at the old place: moved (readable by the renewer).
+        stored = engine
+            .download_file(&edge.id, &edge.path(OLD_FILES[2]))
+            .await?;
+        if let Some(json) = &stored {
+            engine
+                .upload_secret_files(
+                    &edge.id,
+                    EDGE_DIR,
+                    &[(&edge.entry(ACCOUNT_FILE), json)],
+                    crate::layout::RUN_AS_GID,
+                )
+                .await?;
+        }
+    }
     let (account, created) = acme::account(
         &cfg.acme,
         cfg.origin_of("acme_directory"),
@@ -167,7 +204,12 @@ async fn issue(engine: &Engine, cfg: &Config, edge: &Edge) -> Result<(String, St
     .await?;
     if let Some(json) = created {
         engine
-            .upload_secret_files(&edge.id, EDGE_DIR, &[(&edge.entry(ACCOUNT_FILE), &json)], 0)
+            .upload_secret_files(
+                &edge.id,
+                EDGE_DIR,
+                &[(&edge.entry(ACCOUNT_FILE), &json)],
+                crate::layout::RUN_AS_GID,
+            )
             .await?;
     }
     let (mut order, answers) = acme::new_order(&account, &cfg.domains).await?;

@@ -282,7 +282,15 @@ fn tls_files<'a>(
 ) -> Option<(String, String, &'a crate::tls::CertKey)> {
     let ck = match &cfg.tls {
         Tls::Files(ck) => ck,
-        Tls::Acme => edge.acme_cert.as_ref()?,
+        // Fixed names in the project's `acme/` directory: the renewer replaces them there.
+        Tls::Acme => {
+            let ck = edge.acme_cert.as_ref()?;
+            return Some((
+                super::certs::CERT_FILE.to_string(),
+                super::certs::KEY_FILE.to_string(),
+                ck,
+            ));
+        }
         Tls::Off => return None,
     };
     use sha2::Digest;
@@ -375,8 +383,8 @@ pub(crate) fn render_conf(cfg: &Config, edge: &Edge, live: Option<&Live>) -> Res
         .map(|l| crate::site::short(&l.fingerprint).to_string())
         .unwrap_or_default();
     let files = tls_files(cfg, edge).map(|(c, k, _)| (edge.path(&c), edge.path(&k)));
-    let challenges = edge.path("");
-    let challenges = challenges.trim_end_matches('/');
+    let challenges = edge.path(super::certs::ACME_DIR);
+    let challenges = challenges.as_str();
     let page = edge.path(MAINTENANCE_PAGE);
     let tls = files.as_ref().map(|(cert, key)| EdgeTls {
         cert,

@@ -79,6 +79,8 @@ pub(crate) struct Part {
     pub(crate) maintenance: Option<String>,
     /// The certificate it serves.
     pub(crate) cert: Option<CertInfo>,
+    /// `tls = "acme"`: the renewer's last result.
+    pub(crate) renewer: Option<super::renew_daemon::RenewStatus>,
 }
 
 /// Every project's part, read from the edge's volume (one request), sorted by project.
@@ -101,11 +103,15 @@ pub(crate) async fn parts(engine: &Engine, id: &str) -> Result<Vec<Part>> {
             LIVE_FILE => part.live = edge::parse_live(&text),
             SITE_CONF => part.configured = true,
             edge::MAINTENANCE_FILE => part.maintenance = Some(text),
-            edge::SERVED_CERT => {
+            // The renewer replaces acme/cert.pem without touching the copy sitebuild keeps.
+            edge::SERVED_CERT | super::certs::CERT_FILE
+                if part.cert.is_none() || file == super::certs::CERT_FILE =>
+            {
                 part.cert = tls::leaf_der(&text)
                     .ok()
                     .and_then(|der| tls::inspect(&der).ok());
             }
+            super::renew_daemon::STATUS_FILE => part.renewer = serde_json::from_slice(&bytes).ok(),
             _ => {}
         }
     }
@@ -269,6 +275,7 @@ pub(crate) async fn ensure(
         _ => None,
     };
     edge::refresh(engine, cfg, &edge, live.as_ref(), ui).await?;
+    super::renewer::ensure_for(engine, cfg, &edge, ui).await?;
     Ok(edge)
 }
 
@@ -414,6 +421,7 @@ pub(crate) async fn remove_project(
             .collect();
         let others = servable(engine, others, &cfg.name, ui).await;
         if others.is_empty() {
+            super::renewer::remove(engine, &name).await?;
             engine.remove(&info.id).await?;
             engine.remove_volume(&name).await?;
             ui.step(format!(
@@ -462,6 +470,9 @@ pub(crate) async fn status(engine: &Engine, info: &ContainerInfo) -> Result<Vec<
         info.started_at.as_deref().unwrap_or("?"),
         parts.len()
     )];
+    if let Some(line) = super::renewer::status_line(engine, &info.name).await? {
+        out.push(line);
+    }
     for p in &parts {
         let live = p.live.as_ref().map_or_else(
             || "no live version".to_string(),
@@ -481,6 +492,9 @@ pub(crate) async fn status(engine: &Engine, info: &ContainerInfo) -> Result<Vec<
             p.project,
             p.domains.join(", ")
         ));
+        if let Some(r) = &p.renewer {
+            out.push(format!("renewal    {}: {}", p.project, r.line()));
+        }
     }
     Ok(out)
 }
