@@ -79,7 +79,11 @@ pub(crate) async fn run(dir: &Path, interval: Duration, force: bool) -> Result<(
         "sitebuild renewer: checking {} every {} s{}",
         projects.display(),
         interval.as_secs(),
-        if force { " (renewing at every check)" } else { "" }
+        if force {
+            " (renewing at every check)"
+        } else {
+            ""
+        }
     );
     // The first check soon after a start (a deploy issued the first certificates already).
     tokio::time::sleep(interval.min(Duration::from_secs(30))).await;
@@ -97,17 +101,25 @@ pub(crate) async fn run(dir: &Path, interval: Duration, force: bool) -> Result<(
             let Ok(raw) = std::fs::read(pdir.join(SPEC_FILE)) else {
                 continue;
             };
-            let name = pdir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = pdir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let started = SystemTime::now();
-            let outcome = match serde_json::from_slice::<RenewSpec>(&raw) {
-                Ok(spec) => check(&pdir, &spec, force).await,
-                Err(e) => Err(anyhow!(e).context(format!("{} is not valid", pdir.join(SPEC_FILE).display()))),
-            };
+            let outcome =
+                match serde_json::from_slice::<RenewSpec>(&raw) {
+                    Ok(spec) => check(&pdir, &spec, force).await,
+                    Err(e) => Err(anyhow!(e)
+                        .context(format!("{} is not valid", pdir.join(SPEC_FILE).display()))),
+                };
             let n = failures.entry(name.clone()).or_default();
             let (result, detail) = match &outcome {
                 Ok(Checked::Renewed(i)) => {
                     *n = 0;
-                    ("renewed", format!("certificate from {} until {}", i.issuer, i.expires()))
+                    (
+                        "renewed",
+                        format!("certificate from {} until {}", i.issuer, i.expires()),
+                    )
                 }
                 Ok(Checked::NotDue(i)) => {
                     *n = 0;
@@ -115,11 +127,18 @@ pub(crate) async fn run(dir: &Path, interval: Duration, force: bool) -> Result<(
                 }
                 Ok(Checked::Waiting) => {
                     *n = 0;
-                    ("waiting", "no certificate issued yet: the next `sitebuild deploy` issues it".to_string())
+                    (
+                        "waiting",
+                        "no certificate issued yet: the next `sitebuild deploy` issues it"
+                            .to_string(),
+                    )
                 }
                 Err(e) => {
                     *n += 1;
-                    ("failed", format!("{e:#}; the served certificate is unchanged"))
+                    (
+                        "failed",
+                        format!("{e:#}; the served certificate is unchanged"),
+                    )
                 }
             };
             let next = renewer::next_wait(interval, *n, seed());
@@ -132,7 +151,11 @@ pub(crate) async fn run(dir: &Path, interval: Duration, force: bool) -> Result<(
                 next_try: unix(SystemTime::now() + next),
                 failures: *n,
             };
-            if let Err(e) = write_atomic(&pdir.join(STATUS_FILE), &serde_json::to_vec_pretty(&status)?, 0o644) {
+            if let Err(e) = write_atomic(
+                &pdir.join(STATUS_FILE),
+                &serde_json::to_vec_pretty(&status)?,
+                0o644,
+            ) {
                 eprintln!("sitebuild renewer: {name}: cannot write its status: {e:#}");
             }
         }
@@ -160,14 +183,17 @@ fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 /// One project's check; renews when due.
 async fn check(pdir: &Path, spec: &RenewSpec, force: bool) -> Result<Checked> {
     let read = |f: &str| {
-        std::fs::read_to_string(pdir.join(f)).with_context(|| format!("cannot read {}", pdir.join(f).display()))
+        std::fs::read_to_string(pdir.join(f))
+            .with_context(|| format!("cannot read {}", pdir.join(f).display()))
     };
     let current = tls::check(&read(CERT_FILE)?, &read(KEY_FILE)?, SystemTime::now())
         .map_err(|p| anyhow!("the served certificate is unusable: {p:?}"))?;
     if current.info.issuer.contains(acme::PLACEHOLDER_CN) {
         return Ok(Checked::Waiting);
     }
-    if super::certs::needs_issuance(&current.info, &spec.domains, SystemTime::now()).is_none() && !force {
+    if super::certs::needs_issuance(&current.info, &spec.domains, SystemTime::now()).is_none()
+        && !force
+    {
         return Ok(Checked::NotDue(current.info));
     }
     let (chain, key) = issue(pdir, spec).await?;
@@ -185,9 +211,8 @@ async fn check(pdir: &Path, spec: &RenewSpec, force: bool) -> Result<Checked> {
 
 /// SIGHUP to nginx's master: pid 1 of the edge's PID namespace, which this container joined.
 fn reload_nginx() -> Result<()> {
-    let cmdline = std::fs::read("/proc/1/cmdline").context(
-        "cannot read /proc/1/cmdline: is the renewer in its edge's PID namespace?",
-    )?;
+    let cmdline = std::fs::read("/proc/1/cmdline")
+        .context("cannot read /proc/1/cmdline: is the renewer in its edge's PID namespace?")?;
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
     if !cmdline.contains("nginx") {
         bail!("pid 1 is not nginx ({cmdline:?}): the renewer is not in its edge's PID namespace");
@@ -204,7 +229,8 @@ async fn issue(pdir: &Path, spec: &RenewSpec) -> Result<(String, String)> {
         root: spec.root.as_ref().map(PathBuf::from),
     };
     let stored = std::fs::read(pdir.join(ACCOUNT_FILE)).ok();
-    let (account, created) = acme::account(&settings, "the renewer's renew.json", stored.as_deref()).await?;
+    let (account, created) =
+        acme::account(&settings, "the renewer's renew.json", stored.as_deref()).await?;
     if let Some(json) = created {
         write_atomic(&pdir.join(ACCOUNT_FILE), &json, 0o640)?;
     }
@@ -218,15 +244,19 @@ async fn issue(pdir: &Path, spec: &RenewSpec) -> Result<(String, String)> {
     }
     let result: Result<(String, String)> = async {
         acme::set_ready(&mut order).await?;
-        probe::poll_until(Duration::from_secs(90), Duration::from_millis(500), async || {
-            acme::check_ready(&mut order).await
-        })
+        probe::poll_until(
+            Duration::from_secs(90),
+            Duration::from_millis(500),
+            async || acme::check_ready(&mut order).await,
+        )
         .await?
         .context("the ACME server did not validate the challenges within 90 s")?;
         let key = acme::finalize(&mut order).await?;
-        let chain = probe::poll_until(Duration::from_mins(1), Duration::from_millis(500), async || {
-            acme::certificate(&mut order).await
-        })
+        let chain = probe::poll_until(
+            Duration::from_mins(1),
+            Duration::from_millis(500),
+            async || acme::certificate(&mut order).await,
+        )
         .await?
         .context("the ACME server did not issue the certificate within a minute")?;
         Ok((chain, key))

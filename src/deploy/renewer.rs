@@ -57,7 +57,11 @@ pub(crate) struct RenewSpec {
 
 /// The renewer's arguments from the environment of the deploying sitebuild.
 fn daemon_args() -> Result<Vec<String>> {
-    let mut args = vec!["renewer".to_string(), "--dir".to_string(), EDGE_DIR.to_string()];
+    let mut args = vec![
+        "renewer".to_string(),
+        "--dir".to_string(),
+        EDGE_DIR.to_string(),
+    ];
     if let Ok(raw) = std::env::var(INTERVAL_ENV) {
         match raw.trim().parse::<u64>() {
             Ok(s @ 1..=2_592_000) => args.extend(["--interval".to_string(), s.to_string()]),
@@ -79,7 +83,11 @@ pub(crate) async fn write_spec(engine: &Engine, cfg: &Config, edge: &Edge) -> Re
     let root = match &cfg.acme.root {
         Some(path) => {
             let pem = std::fs::read(path).with_context(|| {
-                format!("cannot read `acme_root` {} (from {})", path.display(), cfg.origin_of("acme_root"))
+                format!(
+                    "cannot read `acme_root` {} (from {})",
+                    path.display(),
+                    cfg.origin_of("acme_root")
+                )
             })?;
             files.push((edge.entry(ROOT_FILE), pem));
             Some(edge.path(ROOT_FILE))
@@ -93,7 +101,10 @@ pub(crate) async fn write_spec(engine: &Engine, cfg: &Config, edge: &Edge) -> Re
         root,
     };
     files.push((edge.entry(SPEC_FILE), serde_json::to_vec_pretty(&spec)?));
-    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
     engine.upload_files(&edge.id, EDGE_DIR, &refs).await
 }
 
@@ -140,7 +151,10 @@ async fn ensure(
         {
             return Ok(());
         }
-        ui.step(format!("replacing the renewer {} (its edge, version or settings changed)", c.name));
+        ui.step(format!(
+            "replacing the renewer {} (its edge, version or settings changed)",
+            c.name
+        ));
         engine.remove(&c.id).await?;
     }
     let name = naming::renewer(edge_name);
@@ -164,7 +178,9 @@ async fn ensure(
         let _ = engine.remove(&id).await;
         return Err(e).with_context(|| format!("cannot start the renewer {name}"));
     }
-    ui.detail(format!("renewer {name} renews the certificates of {edge_name}"));
+    ui.detail(format!(
+        "renewer {name} renews the certificates of {edge_name}"
+    ));
     Ok(())
 }
 
@@ -178,12 +194,11 @@ pub(crate) async fn remove(engine: &Engine, edge_name: &str) -> Result<()> {
 
 /// `status` line of the edge's renewer.
 pub(crate) async fn status_line(engine: &Engine, edge_name: &str) -> Result<Option<String>> {
-    Ok(find(engine, edge_name).await?.into_iter().next().map(|c| {
-        format!(
-            "renewer    {} ({}), no Docker socket",
-            c.name, c.state
-        )
-    }))
+    Ok(find(engine, edge_name)
+        .await?
+        .into_iter()
+        .next()
+        .map(|c| format!("renewer    {} ({}), no Docker socket", c.name, c.state)))
 }
 
 /// The renewer image for this binary: imported once, tagged by the binary's hash.
@@ -197,7 +212,8 @@ async fn ensure_image(engine: &Engine, ui: &Ui) -> Result<String> {
             std::env::consts::ARCH
         );
     }
-    let exe = std::fs::read("/proc/self/exe").context("cannot read this binary (/proc/self/exe)")?;
+    let exe =
+        std::fs::read("/proc/self/exe").context("cannot read this binary (/proc/self/exe)")?;
     let tag = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&exe))[..16].to_string()
@@ -206,7 +222,9 @@ async fn ensure_image(engine: &Engine, ui: &Ui) -> Result<String> {
     if engine.image(&reference).await?.is_some() {
         return Ok(reference);
     }
-    ui.step(format!("making the renewer image {reference} from this binary"));
+    ui.step(format!(
+        "making the renewer image {reference} from this binary"
+    ));
     let rootfs = rootfs(exe)?;
     engine.import_rootfs(rootfs, IMAGE_REPO, &tag).await?;
     Ok(reference)
@@ -239,7 +257,11 @@ fn interpreter(elf: &[u8]) -> Option<String> {
         let off = usize::try_from(u64_at(ph + 8)?).ok()?;
         let size = usize::try_from(u64_at(ph + 32)?).ok()?;
         let raw = elf.get(off..off + size)?;
-        Some(String::from_utf8_lossy(raw).trim_end_matches('\0').to_string())
+        Some(
+            String::from_utf8_lossy(raw)
+                .trim_end_matches('\0')
+                .to_string(),
+        )
     })
 }
 
@@ -270,7 +292,11 @@ fn rootfs(exe: Vec<u8>) -> Result<Vec<u8>> {
         .find_map(|p| std::fs::read(p).ok())
         .context("no CA bundle on this machine (/etc/ssl/certs/ca-certificates.crt): install ca-certificates")?;
     add("/etc/ssl/certs/ca-certificates.crt", 0o644, &ca)?;
-    add("/etc/passwd", 0o644, b"root:x:0:0:root:/:/nonexistent\nsitebuild:x:101:101:sitebuild:/tmp:/nonexistent\n")?;
+    add(
+        "/etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/:/nonexistent\nsitebuild:x:101:101:sitebuild:/tmp:/nonexistent\n",
+    )?;
     add("/etc/group", 0o644, b"root:x:0:\nsitebuild:x:101:\n")?;
     add("/etc/nsswitch.conf", 0o644, b"hosts: files dns\n")?;
     for (dir, mode) in [("tmp/", 0o1777), (&EDGE_DIR[1..], 0o755), ("proc/", 0o555)] {
@@ -325,6 +351,9 @@ mod tests {
         assert_eq!(next_wait(day, 1, 0), Duration::from_mins(1));
         assert_eq!(next_wait(day, 3, 0), Duration::from_mins(4));
         assert_eq!(next_wait(day, 30, 0), Duration::from_mins(512));
-        assert_eq!(next_wait(Duration::from_secs(5), 4, 0), Duration::from_secs(5));
+        assert_eq!(
+            next_wait(Duration::from_secs(5), 4, 0),
+            Duration::from_secs(5)
+        );
     }
 }

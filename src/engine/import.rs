@@ -40,7 +40,9 @@ impl Engine {
                 self.docker
                     .create_image(Some(opts), Some(bollard::body_full(rootfs.into())), None);
             while let Some(event) = stream.next().await {
-                let event = event.map_err(|e| anyhow!(e)).with_context(|| format!("cannot {what}"))?;
+                let event = event
+                    .map_err(|e| anyhow!(e))
+                    .with_context(|| format!("cannot {what}"))?;
                 if let Some(err) = event.error_detail.and_then(|d| d.message) {
                     return Err(anyhow!(err)).with_context(|| format!("cannot {what}"));
                 }
@@ -53,23 +55,30 @@ impl Engine {
     /// Make `dir/name` in a container a directory owned by the containers' user (uid/gid 101)
     /// with `mode`; an existing one gets that owner and mode (its files stay).
     pub(crate) async fn owned_dir(&self, id: &str, dir: &str, name: &str, mode: u32) -> Result<()> {
-        self.bounded(format!("make {id}:{dir}/{name} writable for its user"), async {
-            let mut tar = tar::Builder::new(Vec::new());
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_mode(mode);
-            h.set_uid(layout::RUN_AS_GID);
-            h.set_gid(layout::RUN_AS_GID);
-            h.set_size(0);
-            h.set_mtime(layout::FIXED_MTIME);
-            tar.append_data(&mut h, format!("{}/", name.trim_end_matches('/')), std::io::empty())?;
-            let body = tar.into_inner()?;
-            let opts = UploadToContainerOptionsBuilder::new().path(dir).build();
-            self.docker
-                .upload_to_container(id, Some(opts), bollard::body_full(body.into()))
-                .await
-                .with_context(|| format!("cannot create the directory {dir}/{name} in {id}"))
-        })
+        self.bounded(
+            format!("make {id}:{dir}/{name} writable for its user"),
+            async {
+                let mut tar = tar::Builder::new(Vec::new());
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(mode);
+                h.set_uid(layout::RUN_AS_GID);
+                h.set_gid(layout::RUN_AS_GID);
+                h.set_size(0);
+                h.set_mtime(layout::FIXED_MTIME);
+                tar.append_data(
+                    &mut h,
+                    format!("{}/", name.trim_end_matches('/')),
+                    std::io::empty(),
+                )?;
+                let body = tar.into_inner()?;
+                let opts = UploadToContainerOptionsBuilder::new().path(dir).build();
+                self.docker
+                    .upload_to_container(id, Some(opts), bollard::body_full(body.into()))
+                    .await
+                    .with_context(|| format!("cannot create the directory {dir}/{name} in {id}"))
+            },
+        )
         .await
     }
 }
