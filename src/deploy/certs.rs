@@ -75,20 +75,17 @@ pub(crate) async fn current_or_placeholder(
     Ok(ck)
 }
 
-async fn save(engine: &Engine, edge: &Edge, chain: &str, key: &str) -> Result<()> {
+/// Write the served chain and key (one archive, owned by the edge's user, a fresh mtime: see
+/// `Engine::upload_fresh_files`).
+pub(crate) async fn save(engine: &Engine, edge: &Edge, chain: &str, key: &str) -> Result<()> {
     engine
-        .upload_files(
+        .upload_fresh_files(
             &edge.id,
             EDGE_DIR,
-            &[(&edge.entry(CERT_FILE), chain.as_bytes())],
-        )
-        .await?;
-    engine
-        .upload_secret_files(
-            &edge.id,
-            EDGE_DIR,
-            &[(&edge.entry(KEY_FILE), key.as_bytes())],
-            crate::layout::RUN_AS_GID,
+            &[
+                (&edge.entry(KEY_FILE), key.as_bytes(), 0o640),
+                (&edge.entry(CERT_FILE), chain.as_bytes(), 0o644),
+            ],
         )
         .await
 }

@@ -306,6 +306,9 @@ async fn upload_tls(engine: &Engine, cfg: &Config, edge: &Edge) -> Result<()> {
     let Some((crt, key, ck)) = tls_files(cfg, edge) else {
         return Ok(());
     };
+    if matches!(cfg.tls, Tls::Acme) {
+        return super::certs::save(engine, edge, &ck.chain_pem, &ck.key_pem).await;
+    }
     let (crt, key, served) = (edge.entry(&crt), edge.entry(&key), edge.entry(SERVED_CERT));
     engine
         .upload_files(

@@ -441,6 +441,7 @@ pub(crate) async fn remove_project(
                 .upload_files(&edge.id, EDGE_DIR, &[(EDGE_CONF, main.as_bytes())])
                 .await?;
             edge::reload(engine, &edge).await?;
+            remove_acme_entries(engine, &edge).await;
             edge::remove_paths(engine, &edge, &[format!("{EDGE_DIR}/{}", rel(&cfg.name))]).await?;
         } else {
             bail!(
@@ -456,6 +457,24 @@ pub(crate) async fn remove_project(
         Ok(true)
     })
     .await
+}
+
+/// Empty the project's `acme/` directory as the edge's user, who owns it (the renewer writes
+/// there; root in the container has no capability to delete in another user's directory). What
+/// is left is removed with the project's directory; a failure here shows there.
+async fn remove_acme_entries(engine: &Engine, edge: &Edge) {
+    let dir = edge.path(super::certs::ACME_DIR);
+    for prefix in [&[][..], &["busybox"][..]] {
+        let mut cmd: Vec<String> = prefix.iter().map(ToString::to_string).collect();
+        // Empties the directory; removing the directory itself fails (its parent is root's).
+        cmd.extend(["rm".to_string(), "-rf".to_string(), format!("{dir}/")]);
+        if let Ok((code, _)) = engine.exec(&edge.id, &cmd).await
+            && code != 126
+            && code != 127
+        {
+            return;
+        }
+    }
 }
 
 /// `status` lines of the shared edge `info`: the edge, then one line per project on it.

@@ -52,6 +52,41 @@ impl Engine {
         .await
     }
 
+    /// Write `files` (name, content, mode) into `dir` in one archive, owned by the containers'
+    /// user and stamped with the current time: nginx keeps a certificate it loaded before across
+    /// a reload when the file's mtime and inode look unchanged (`ssl_object_cache_inheritable`),
+    /// so a replaced certificate must not carry a fixed mtime.
+    pub(crate) async fn upload_fresh_files(
+        &self,
+        id: &str,
+        dir: &str,
+        files: &[(&str, &[u8], u32)],
+    ) -> Result<()> {
+        self.bounded(format!("write files into {id}:{dir}"), async {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let mut tar = tar::Builder::new(Vec::new());
+            for (name, data, mode) in files {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(*mode);
+                h.set_uid(layout::RUN_AS_GID);
+                h.set_gid(layout::RUN_AS_GID);
+                h.set_size(data.len() as u64);
+                h.set_mtime(now);
+                tar.append_data(&mut h, name, *data)?;
+            }
+            let body = tar.into_inner()?;
+            let opts = UploadToContainerOptionsBuilder::new().path(dir).build();
+            self.docker
+                .upload_to_container(id, Some(opts), bollard::body_full(body.into()))
+                .await
+                .with_context(|| format!("cannot write files into {id}:{dir}"))
+        })
+        .await
+    }
+
     /// Make `dir/name` in a container a directory owned by the containers' user (uid/gid 101)
     /// with `mode`; an existing one gets that owner and mode (its files stay).
     pub(crate) async fn owned_dir(&self, id: &str, dir: &str, name: &str, mode: u32) -> Result<()> {
