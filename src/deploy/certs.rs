@@ -32,10 +32,12 @@ pub(crate) const CHALLENGE_PREFIX: &str = "acme/acme-challenge-";
 /// Where sitebuild before the renewer kept them (read once, then written to the new place).
 const OLD_FILES: [&str; 3] = ["acme.crt", "acme.key", "acme-account.json"];
 
-/// Make the project's `acme/` directory in the edge's volume belong to the edge's user.
+/// Make the project's `acme/` directory in the edge's volume belong to the edge's user (0755:
+/// root in the edge, without capabilities, must still list it to remove the project; the keys
+/// in it are 0640).
 pub(crate) async fn prepare_dir(engine: &Engine, edge: &Edge) -> Result<()> {
     engine
-        .owned_dir(&edge.id, EDGE_DIR, &edge.entry(ACME_DIR), 0o700)
+        .owned_dir(&edge.id, EDGE_DIR, &edge.entry(ACME_DIR), 0o755)
         .await
 }
 

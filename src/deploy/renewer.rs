@@ -55,14 +55,15 @@ pub(crate) struct RenewSpec {
     pub(crate) root: Option<String>,
 }
 
-/// The renewer's arguments from the environment of the deploying sitebuild.
-fn daemon_args() -> Result<Vec<String>> {
+/// The renewer's arguments from the environment of the deploying sitebuild
+/// (`SITEBUILD_RENEWER_INTERVAL`, `SITEBUILD_RENEWER_FORCE`).
+fn daemon_args(interval: Option<&str>, force: Option<&str>) -> Result<Vec<String>> {
     let mut args = vec![
         "renewer".to_string(),
         "--dir".to_string(),
         EDGE_DIR.to_string(),
     ];
-    if let Ok(raw) = std::env::var(INTERVAL_ENV) {
+    if let Some(raw) = interval {
         match raw.trim().parse::<u64>() {
             Ok(s @ 1..=2_592_000) => args.extend(["--interval".to_string(), s.to_string()]),
             _ => bail!(
@@ -71,7 +72,7 @@ fn daemon_args() -> Result<Vec<String>> {
             ),
         }
     }
-    if std::env::var(FORCE_ENV).is_ok_and(|v| v == "1") {
+    if force == Some("1") {
         args.push("--force".to_string());
     }
     Ok(args)
@@ -116,7 +117,10 @@ pub(crate) async fn ensure_for(engine: &Engine, cfg: &Config, edge: &Edge, ui: &
         return Ok(());
     }
     write_spec(engine, cfg, edge).await?;
-    let args = daemon_args()?;
+    let args = daemon_args(
+        std::env::var(INTERVAL_ENV).ok().as_deref(),
+        std::env::var(FORCE_ENV).ok().as_deref(),
+    )?;
     if let Err(e) = ensure(engine, &edge.id, &edge.name, args, ui).await {
         ui.step(format!(
             "warning: no renewal container next to {}: {e:#}; certificates renew only when \
@@ -339,6 +343,22 @@ mod tests {
         let interp = interpreter(&exe).expect("the test binary is dynamically linked");
         assert!(interp.starts_with('/') && interp.contains("ld"), "{interp}");
         assert!(interpreter(b"not an elf").is_none());
+    }
+
+    #[test]
+    fn arguments_from_the_environment() {
+        assert_eq!(
+            daemon_args(None, None).unwrap(),
+            ["renewer", "--dir", EDGE_DIR]
+        );
+        assert_eq!(
+            daemon_args(Some("10"), Some("1")).unwrap()[3..],
+            ["--interval", "10", "--force"]
+        );
+        for bad in ["0", "x", "-5", "2592001"] {
+            let e = daemon_args(Some(bad), None).unwrap_err().to_string();
+            assert!(e.contains(INTERVAL_ENV) && e.contains("1 to"), "{e}");
+        }
     }
 
     #[test]
