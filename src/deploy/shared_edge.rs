@@ -39,6 +39,8 @@ pub(crate) const PROJECTS: &str = "projects";
 /// A project's part of the config, and the one being tested.
 pub(crate) const SITE_CONF: &str = "site.conf";
 const SITE_NEXT: &str = "site.conf.next";
+/// A main file with one other project's part, to test it alone.
+const PART_TEST: &str = "edge.conf.part";
 /// The domains a project claims, one per line.
 const DOMAINS_FILE: &str = "domains";
 
@@ -155,6 +157,37 @@ async fn servable(engine: &Engine, parts: Vec<Part>, ours: &str, ui: &Ui) -> Vec
         kept.push(part);
     }
     kept
+}
+
+/// The parts of other projects that nginx loads alone (`nginx -t` of a main file with only
+/// that part); the others are left out, with a note.
+async fn loadable(
+    engine: &Engine,
+    edge: &Edge,
+    parts: Vec<Part>,
+    ours: &str,
+    ui: &Ui,
+) -> Result<Vec<Part>> {
+    let mut kept = Vec::with_capacity(parts.len());
+    for part in parts {
+        if part.project != ours && part.configured {
+            let main = render_main(&includes(std::slice::from_ref(&part), None), edge.http2)?;
+            engine
+                .upload_files(&edge.id, EDGE_DIR, &[(PART_TEST, main.as_bytes())])
+                .await?;
+            if let Err(e) =
+                edge::test_config(engine, edge, &format!("{EDGE_DIR}/{PART_TEST}")).await
+            {
+                ui.step(format!(
+                    "leaving {p}'s part out of the shared edge: nginx cannot load it (deploy {p}                      again to bring it back): {e:#}",
+                    p = part.project
+                ));
+                continue;
+            }
+        }
+        kept.push(part);
+    }
+    Ok(kept)
 }
 
 /// The files the main config includes: every configured part, with `ours` = (project, file)
@@ -358,7 +391,7 @@ pub(crate) async fn apply(
     lock::holding_shared(engine, cfg, &lock_name, &edge.name, ui, async {
         let parts = parts(engine, &edge.id).await?;
         check_claims(cfg, &edge.name, &parts)?;
-        let parts = servable(engine, parts, &cfg.name, ui).await;
+        let mut parts = servable(engine, parts, &cfg.name, ui).await;
         let next = render_main(&includes(&parts, Some((&cfg.name, SITE_NEXT))), edge.http2)?;
         engine
             .upload_files(
@@ -370,7 +403,18 @@ pub(crate) async fn apply(
                 ],
             )
             .await?;
-        edge::test_config(engine, edge, &format!("{EDGE_DIR}/{EDGE_NEXT}")).await?;
+        let next_path = format!("{EDGE_DIR}/{EDGE_NEXT}");
+        if edge::test_config(engine, edge, &next_path).await.is_err() {
+            // Another project's part nginx cannot load would block every project: each part is
+            // tested alone, those that fail are left out (their next deploy writes them again);
+            // then the test again, whose error is ours if it still fails.
+            parts = loadable(engine, edge, parts, &cfg.name, ui).await?;
+            let next = render_main(&includes(&parts, Some((&cfg.name, SITE_NEXT))), edge.http2)?;
+            engine
+                .upload_files(&edge.id, EDGE_DIR, &[(EDGE_NEXT, next.as_bytes())])
+                .await?;
+            edge::test_config(engine, edge, &next_path).await?;
+        }
         let main = render_main(&includes(&parts, Some((&cfg.name, SITE_CONF))), edge.http2)?;
         let domains = format!("{}\n", cfg.domains.join("\n"));
         let live_line = edge::live_line(live);
