@@ -184,6 +184,17 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// The renewal loop of the renewer container next to a shared edge (run by sitebuild in
+    /// that container, `--dir` = the edge's volume; not for humans).
+    #[command(hide = true)]
+    Renewer {
+        /// Seconds between checks (default 12 h, with jitter).
+        #[arg(long, default_value_t = 43_200)]
+        interval: u64,
+        /// Renew at every check, due or not (tests).
+        #[arg(long)]
+        force: bool,
+    },
     /// Maintenance mode: the edge answers every request of this project with 503, a
     /// `Retry-After` header and a page (`site/maintenance.html` of the live version when it has
     /// one, else a built-in page with --message), while /healthz keeps answering 200. It stays

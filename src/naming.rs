@@ -12,6 +12,8 @@
 //!                       the edge also carries preview-of=<project>, preview=<p>, url
 //! sitebuild-edge-<port> shared edge of projects with `domains`  role=shared-edge, project=its name
 //!                       (and its volume; its lock is sitebuild-edge-<port>-lock)
+//! sitebuild-edge-<port>-renewer  the shared edge's certificate renewer   role=renewer,
+//!                       project=the edge's name, edge=<edge id>, spec=<image and arguments>
 //! ```
 
 use std::collections::HashMap;
@@ -30,6 +32,9 @@ pub(crate) mod labels {
     pub(crate) const PREVIEW_OF: &str = "dev.sitebuild.preview-of";
     pub(crate) const PREVIEW: &str = "dev.sitebuild.preview";
     pub(crate) const URL: &str = "dev.sitebuild.url";
+    /// On a renewer: the id of the edge whose PID namespace it joined, and what it runs.
+    pub(crate) const EDGE: &str = "dev.sitebuild.edge";
+    pub(crate) const SPEC: &str = "dev.sitebuild.spec";
 }
 
 /// Values of the `dev.sitebuild.role` label.
@@ -37,6 +42,8 @@ pub(crate) mod roles {
     pub(crate) const SITE: &str = "site";
     pub(crate) const EDGE: &str = "edge";
     pub(crate) const SHARED_EDGE: &str = "shared-edge";
+    /// The certificate renewer next to a shared edge with `tls = "acme"` projects.
+    pub(crate) const RENEWER: &str = "renewer";
     pub(crate) const LOCK: &str = "lock";
     pub(crate) const NETWORK: &str = "network";
     /// A build's one-shot `nginx -t` container; one left by a killed build is removed by the
@@ -88,6 +95,11 @@ pub(crate) fn edge_volume(project: &str) -> String {
 /// the `project` label of both).
 pub(crate) fn shared_edge(http_port: u16) -> String {
     format!("sitebuild-edge-{http_port}")
+}
+
+/// The renewal container of the shared edge `edge` (`sitebuild-edge-<port>`).
+pub(crate) fn renewer(edge: &str) -> String {
+    format!("{edge}-renewer")
 }
 
 pub(crate) fn network(project: &str) -> String {
@@ -152,5 +164,6 @@ mod tests {
         assert_eq!(lock_container("blog"), "blog-lock");
         assert_eq!(shared_edge(443), "sitebuild-edge-443");
         assert_eq!(lock_container(&shared_edge(80)), "sitebuild-edge-80-lock");
+        assert_eq!(renewer(&shared_edge(80)), "sitebuild-edge-80-renewer");
     }
 }

@@ -610,6 +610,46 @@ mod tests {
     }
 
     #[test]
+    fn maintenance_answer_keeps_hsts() {
+        let domains = ["example.com".to_string()];
+        let tls = |hsts| EdgeTls {
+            cert: "/etc/sitebuild-edge/tls-aaaa.crt",
+            key: "/etc/sitebuild-edge/tls-aaaa.key",
+            https_port: 443,
+            hsts,
+            http2: Http2::Directive,
+            acme_challenges: "",
+        };
+        let render = |hsts| {
+            render_edge(
+                Path::new("/nonexistent"),
+                &EdgeInputs {
+                    live: "blog-111111111111-aaaaaa",
+                    live_fingerprint: "111111111111",
+                    project: "blog",
+                    domains: &domains,
+                    tls: Some(tls(hsts)),
+                    maintenance_page: Some("/etc/sitebuild-edge/maintenance.html"),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        };
+        let on = render(31_536_000);
+        let page = on
+            .split("location = /.sitebuild/maintenance.html {")
+            .nth(1)
+            .and_then(|rest| rest.split('}').next())
+            .expect("a maintenance location");
+        assert!(page.contains("add_header Retry-After"), "{page}");
+        assert!(
+            page.contains("add_header Strict-Transport-Security \"max-age=31536000\" always;"),
+            "{page}"
+        );
+        assert!(!render(0).contains("Strict-Transport-Security"));
+    }
+
+    #[test]
     fn edge_tls_redirect_hsts_http2() {
         let domains = ["example.com".to_string(), "www.example.com".to_string()];
         let tls = EdgeTls {

@@ -79,6 +79,11 @@ pub fn run(cli: Cli) -> Result<u8> {
             done(runtime.block_on(down::run(dir, images, preview, &ui)))
         }
         Command::Renew { force } => done(runtime.block_on(renew::run(dir, force, &ui))),
+        Command::Renewer { interval, force } => done(runtime.block_on(renew::daemon(
+            dir,
+            std::time::Duration::from_secs(interval.max(1)),
+            force,
+        ))),
         Command::Maintenance { state, message } => done(runtime.block_on(maintenance::run(
             dir,
             state == crate::cli::OnOff::On,

@@ -1,6 +1,7 @@
 //! `sitebuild renew`: renew the project's ACME certificate when it has less than a third of its
 //! lifetime left (or with `--force`), on the running edge; the old one serves until the new one
-//! is installed, and keeps serving when renewal fails (exit code 1).
+//! is installed, and keeps serving when renewal fails (exit code 1). `sitebuild renewer` (hidden)
+//! is the loop of the renewer container (`deploy/renew_daemon.rs`).
 
 use std::path::Path;
 
@@ -18,4 +19,9 @@ pub(super) async fn run(dir: &Path, force: bool, ui: &Ui) -> Result<()> {
     let line = certs::renew(&engine, &config, force, ui).await?;
     ui.result(line);
     Ok(())
+}
+
+/// `sitebuild renewer`: the renewer container's loop over the edge volume at `dir`.
+pub(super) async fn daemon(dir: &Path, interval: std::time::Duration, force: bool) -> Result<()> {
+    crate::deploy::renew_daemon::run(dir, interval, force).await
 }

@@ -1,9 +1,12 @@
-//! `tls = "acme"` on the local target. Everything lives in the edge's volume, so it survives a
-//! replaced edge: the served certificate (`acme.crt`/`acme.key`: the issued one, or a
-//! self-signed placeholder until the first issuance), the ACME account (`acme-account.json`,
-//! created once), and the HTTP-01 answers (`acme-challenge-<token>`, served on the HTTP
-//! listener). An issued chain is installed like `tls = "files"`: content-hashed files,
-//! `nginx -t`, graceful reload. A failed issuance changes nothing: the old certificate serves.
+//! `tls = "acme"` on the local target. Everything lives in the project's `acme/` directory of
+//! the edge's volume, so it survives a replaced edge, and that directory belongs to the edge's
+//! user (uid 101), so the renewer (`renewer.rs`, same uid, no Docker socket) can renew there:
+//! the served certificate (`acme/cert.pem`, `acme/key.pem`: the issued one, or a self-signed
+//! placeholder until the first issuance; the edge config names these two paths), the ACME
+//! account (`acme/account.json`, created once), and the HTTP-01 answers
+//! (`acme/acme-challenge-<token>`, served on the HTTP listener). A new certificate from
+//! `deploy`/`renew` is installed with `nginx -t` and a graceful reload. A failed issuance
+//! changes nothing: the old certificate serves.
 
 use std::time::{Duration, SystemTime};
 
@@ -18,8 +21,10 @@ use crate::engine::Engine;
 use crate::tls::{self, CertInfo};
 use crate::ui::Ui;
 
-const ACCOUNT_FILE: &str = "acme-account.json";
-const CHALLENGE_PREFIX: &str = "acme-challenge-";
+/// The ACME account's credentials (JSON, see `acme::account`).
+pub(crate) const ACCOUNT_FILE: &str = "acme/account.json";
+/// An HTTP-01 answer: `<prefix><token>`.
+pub(crate) const CHALLENGE_PREFIX: &str = "acme/acme-challenge-";
 
 /// Why `cert` must be replaced for `domains` at `now`; None: it is good.
 pub(crate) fn needs_issuance(
@@ -92,7 +97,7 @@ pub(crate) async fn ensure_issued(
     front::apply(engine, cfg, &next, live, ui)
         .await
         .context("the new certificate was not installed; the old one still serves")?;
-    edge_state::save(engine, edge, &chain, &key).await?;
+    edge::save_acme_cert(engine, edge, &chain, &key).await?;
     *edge = next;
     ui.detail(format!(
         "certificate from {} until {}",
@@ -105,9 +110,25 @@ pub(crate) async fn ensure_issued(
 /// One ACME issuance for the project's domains: account, order, answers in the edge's volume,
 /// validation, CSR, chain. Returns (chain PEM, key PEM).
 async fn issue(engine: &Engine, cfg: &Config, edge: &Edge) -> Result<(String, String)> {
-    let stored = engine
+    let mut stored = engine
         .download_file(&edge.id, &edge.path(ACCOUNT_FILE))
         .await?;
+    if stored.is_none() {
+        // Kept by an earlier sitebuild at the old place: moved (readable by the renewer).
+        stored = engine
+            .download_file(&edge.id, &edge.path(edge_state::OLD_ACCOUNT_FILE))
+            .await?;
+        if let Some(json) = &stored {
+            engine
+                .upload_secret_files(
+                    &edge.id,
+                    EDGE_DIR,
+                    &[(&edge.entry(ACCOUNT_FILE), json)],
+                    crate::layout::RUN_AS_GID,
+                )
+                .await?;
+        }
+    }
     let (account, created) = acme::account(
         &cfg.acme,
         cfg.origin_of("acme_directory"),
@@ -116,7 +137,12 @@ async fn issue(engine: &Engine, cfg: &Config, edge: &Edge) -> Result<(String, St
     .await?;
     if let Some(json) = created {
         engine
-            .upload_secret_files(&edge.id, EDGE_DIR, &[(&edge.entry(ACCOUNT_FILE), &json)], 0)
+            .upload_secret_files(
+                &edge.id,
+                EDGE_DIR,
+                &[(&edge.entry(ACCOUNT_FILE), &json)],
+                crate::layout::RUN_AS_GID,
+            )
             .await?;
     }
     let (mut order, answers) = acme::new_order(&account, &cfg.domains).await?;

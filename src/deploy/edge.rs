@@ -35,6 +35,11 @@ pub(crate) const MAINTENANCE_FILE: &str = "maintenance";
 pub(crate) const MAINTENANCE_PAGE: &str = "maintenance.html";
 /// A project's part of the shared edge's config (in its `projects/<name>/`).
 pub(crate) const SITE_CONF: &str = "site.conf";
+/// The project's ACME directory in the edge's volume (owned by the edge's user).
+pub(crate) const ACME_DIR: &str = "acme";
+/// The served certificate chain and key (the edge config names these paths).
+pub(crate) const CERT_FILE: &str = "acme/cert.pem";
+pub(crate) const KEY_FILE: &str = "acme/key.pem";
 /// A copy of the certificate chain the edge serves for the project (for `status`).
 pub(crate) const SERVED_CERT: &str = "served.crt";
 
@@ -138,7 +143,11 @@ fn tls_files<'a>(
 ) -> Option<(String, String, &'a crate::tls::CertKey)> {
     let ck = match &cfg.tls {
         Tls::Files(ck) => ck,
-        Tls::Acme => edge.acme_cert.as_ref()?,
+        // Fixed names in the project's `acme/` directory: the renewer replaces them there.
+        Tls::Acme => {
+            let ck = edge.acme_cert.as_ref()?;
+            return Some((CERT_FILE.to_string(), KEY_FILE.to_string(), ck));
+        }
         Tls::Off => return None,
     };
     use sha2::Digest;
@@ -149,11 +158,43 @@ fn tls_files<'a>(
     Some((format!("{base}.crt"), format!("{base}.key"), ck))
 }
 
+/// Make the project's `acme/` directory in the edge's volume belong to the edge's user (0755:
+/// root in the edge, without capabilities, must still list it to remove the project; the keys
+/// in it are 0640).
+pub(crate) async fn prepare_acme_dir(engine: &Engine, edge: &Edge) -> Result<()> {
+    engine
+        .owned_dir(&edge.id, EDGE_DIR, &edge.entry(ACME_DIR), 0o755)
+        .await
+}
+
+/// Write the served chain and key (one archive, owned by the edge's user, a fresh mtime: see
+/// `Engine::upload_fresh_files`).
+pub(crate) async fn save_acme_cert(
+    engine: &Engine,
+    edge: &Edge,
+    chain: &str,
+    key: &str,
+) -> Result<()> {
+    engine
+        .upload_fresh_files(
+            &edge.id,
+            EDGE_DIR,
+            &[
+                (&edge.entry(KEY_FILE), key.as_bytes(), 0o640),
+                (&edge.entry(CERT_FILE), chain.as_bytes(), 0o644),
+            ],
+        )
+        .await
+}
+
 /// Put the certificate (0644) and its key (0640, group of the edge's user) into the edge's volume.
 pub(crate) async fn upload_tls(engine: &Engine, cfg: &Config, edge: &Edge) -> Result<()> {
     let Some((crt, key, ck)) = tls_files(cfg, edge) else {
         return Ok(());
     };
+    if matches!(cfg.tls, Tls::Acme) {
+        return save_acme_cert(engine, edge, &ck.chain_pem, &ck.key_pem).await;
+    }
     let (crt, key, served) = (edge.entry(&crt), edge.entry(&key), edge.entry(SERVED_CERT));
     engine
         .upload_files(
@@ -190,8 +231,8 @@ pub(crate) fn render_conf(cfg: &Config, edge: &Edge, live: Option<&Live>) -> Res
         .map(|l| crate::site::short(&l.fingerprint).to_string())
         .unwrap_or_default();
     let files = tls_files(cfg, edge).map(|(c, k, _)| (edge.path(&c), edge.path(&k)));
-    let challenges = edge.path("");
-    let challenges = challenges.trim_end_matches('/');
+    let challenges = edge.path(ACME_DIR);
+    let challenges = challenges.as_str();
     let page = edge.path(MAINTENANCE_PAGE);
     let tls = files.as_ref().map(|(cert, key)| EdgeTls {
         cert,

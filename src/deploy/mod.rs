@@ -17,6 +17,8 @@ mod local;
 pub(crate) mod lock;
 pub(crate) mod preview;
 pub(crate) mod probe;
+pub(crate) mod renew_daemon;
+pub(crate) mod renewer;
 pub(crate) mod shared_edge;
 mod swarm;
 

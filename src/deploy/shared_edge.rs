@@ -39,6 +39,8 @@ use crate::ui::Ui;
 pub(crate) const PROJECTS: &str = "projects";
 /// The project's part being tested (the part itself: [`edge::SITE_CONF`]).
 const SITE_NEXT: &str = "site.conf.next";
+/// A main file with one other project's part, to test it alone.
+const PART_TEST: &str = "edge.conf.part";
 /// The domains a project claims, one per line.
 const DOMAINS_FILE: &str = "domains";
 
@@ -79,6 +81,8 @@ pub(crate) struct Part {
     pub(crate) maintenance: Option<String>,
     /// The certificate it serves.
     pub(crate) cert: Option<CertInfo>,
+    /// `tls = "acme"`: the renewer's last result.
+    pub(crate) renewer: Option<super::renew_daemon::RenewStatus>,
 }
 
 /// Every project's part, read from the edge's volume (one request), sorted by project.
@@ -101,11 +105,15 @@ pub(crate) async fn parts(engine: &Engine, id: &str) -> Result<Vec<Part>> {
             LIVE_FILE => part.live = edge::parse_live(&text),
             SITE_CONF => part.configured = true,
             edge::MAINTENANCE_FILE => part.maintenance = Some(text),
-            edge::SERVED_CERT => {
+            // The renewer replaces acme/cert.pem without touching the copy sitebuild keeps.
+            edge::SERVED_CERT | edge::CERT_FILE
+                if part.cert.is_none() || file == edge::CERT_FILE =>
+            {
                 part.cert = tls::leaf_der(&text)
                     .ok()
                     .and_then(|der| tls::inspect(&der).ok());
             }
+            super::renew_daemon::STATUS_FILE => part.renewer = serde_json::from_slice(&bytes).ok(),
             _ => {}
         }
     }
@@ -149,6 +157,37 @@ async fn servable(engine: &Engine, parts: Vec<Part>, ours: &str, ui: &Ui) -> Vec
         kept.push(part);
     }
     kept
+}
+
+/// The parts of other projects that nginx loads alone (`nginx -t` of a main file with only
+/// that part); the others are left out, with a note.
+async fn loadable(
+    engine: &Engine,
+    edge: &Edge,
+    parts: Vec<Part>,
+    ours: &str,
+    ui: &Ui,
+) -> Result<Vec<Part>> {
+    let mut kept = Vec::with_capacity(parts.len());
+    for part in parts {
+        if part.project != ours && part.configured {
+            let main = render_main(&includes(std::slice::from_ref(&part), None), edge.http2)?;
+            engine
+                .upload_files(&edge.id, EDGE_DIR, &[(PART_TEST, main.as_bytes())])
+                .await?;
+            if let Err(e) =
+                edge::test_config(engine, edge, &format!("{EDGE_DIR}/{PART_TEST}")).await
+            {
+                ui.step(format!(
+                    "leaving {p}'s part out of the shared edge: nginx cannot load it (deploy {p}                      again to bring it back): {e:#}",
+                    p = part.project
+                ));
+                continue;
+            }
+        }
+        kept.push(part);
+    }
+    Ok(kept)
 }
 
 /// The files the main config includes: every configured part, with `ours` = (project, file)
@@ -272,6 +311,7 @@ pub(crate) async fn ensure(
         let conf = edge::prepare(engine, cfg, &edge, live.as_ref()).await?;
         apply(engine, cfg, &edge, live.as_ref(), &conf, ui).await?;
     }
+    super::renewer::ensure_for(engine, cfg, &edge, ui).await?;
     Ok(edge)
 }
 
@@ -354,7 +394,7 @@ pub(crate) async fn apply(
     lock::holding_shared(engine, cfg, &lock_name, &edge.name, ui, async {
         let parts = parts(engine, &edge.id).await?;
         check_claims(cfg, &edge.name, &parts)?;
-        let parts = servable(engine, parts, &cfg.name, ui).await;
+        let mut parts = servable(engine, parts, &cfg.name, ui).await;
         let next = render_main(&includes(&parts, Some((&cfg.name, SITE_NEXT))), edge.http2)?;
         engine
             .upload_files(
@@ -366,7 +406,18 @@ pub(crate) async fn apply(
                 ],
             )
             .await?;
-        edge::test_config(engine, edge, &format!("{EDGE_DIR}/{EDGE_NEXT}")).await?;
+        let next_path = format!("{EDGE_DIR}/{EDGE_NEXT}");
+        if edge::test_config(engine, edge, &next_path).await.is_err() {
+            // Another project's part nginx cannot load would block every project: each part is
+            // tested alone, those that fail are left out (their next deploy writes them again);
+            // then the test again, whose error is ours if it still fails.
+            parts = loadable(engine, edge, parts, &cfg.name, ui).await?;
+            let next = render_main(&includes(&parts, Some((&cfg.name, SITE_NEXT))), edge.http2)?;
+            engine
+                .upload_files(&edge.id, EDGE_DIR, &[(EDGE_NEXT, next.as_bytes())])
+                .await?;
+            edge::test_config(engine, edge, &next_path).await?;
+        }
         let main = render_main(&includes(&parts, Some((&cfg.name, SITE_CONF))), edge.http2)?;
         let domains = format!("{}\n", cfg.domains.join("\n"));
         let live_line = edge::live_line(live);
@@ -417,6 +468,7 @@ pub(crate) async fn remove_project(
             .collect();
         let others = servable(engine, others, &cfg.name, ui).await;
         if others.is_empty() {
+            super::renewer::remove(engine, &name).await?;
             engine.remove(&info.id).await?;
             engine.remove_volume(&name).await?;
             ui.step(format!(
@@ -436,6 +488,7 @@ pub(crate) async fn remove_project(
                 .upload_files(&edge.id, EDGE_DIR, &[(EDGE_CONF, main.as_bytes())])
                 .await?;
             edge::reload(engine, &edge).await?;
+            remove_acme_entries(engine, &edge).await;
             edge::remove_paths(engine, &edge, &[format!("{EDGE_DIR}/{}", rel(&cfg.name))]).await?;
         } else {
             bail!(
@@ -453,6 +506,24 @@ pub(crate) async fn remove_project(
     .await
 }
 
+/// Empty the project's `acme/` directory as the edge's user, who owns it (the renewer writes
+/// there; root in the container has no capability to delete in another user's directory). What
+/// is left is removed with the project's directory; a failure here shows there.
+async fn remove_acme_entries(engine: &Engine, edge: &Edge) {
+    let dir = edge.path(edge::ACME_DIR);
+    for prefix in [&[][..], &["busybox"][..]] {
+        let mut cmd: Vec<String> = prefix.iter().map(ToString::to_string).collect();
+        // Empties the directory; removing the directory itself fails (its parent is root's).
+        cmd.extend(["rm".to_string(), "-rf".to_string(), format!("{dir}/")]);
+        if let Ok((code, _)) = engine.exec(&edge.id, &cmd).await
+            && code != 126
+            && code != 127
+        {
+            return;
+        }
+    }
+}
+
 /// `status` lines of the shared edge `info`: the edge, then one line per project on it.
 pub(crate) async fn status(engine: &Engine, info: &ContainerInfo) -> Result<Vec<String>> {
     let info = engine.container(&info.id).await?;
@@ -465,6 +536,9 @@ pub(crate) async fn status(engine: &Engine, info: &ContainerInfo) -> Result<Vec<
         info.started_at.as_deref().unwrap_or("?"),
         parts.len()
     )];
+    if let Some(line) = super::renewer::status_line(engine, &info.name).await? {
+        out.push(line);
+    }
     for p in &parts {
         let live = p.live.as_ref().map_or_else(
             || "no live version".to_string(),
@@ -484,6 +558,9 @@ pub(crate) async fn status(engine: &Engine, info: &ContainerInfo) -> Result<Vec<
             p.project,
             p.domains.join(", ")
         ));
+        if let Some(r) = &p.renewer {
+            out.push(format!("renewal    {}: {}", p.project, r.line()));
+        }
     }
     Ok(out)
 }

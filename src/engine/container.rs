@@ -81,6 +81,9 @@ pub(crate) struct ContainerSpec {
     pub(crate) scratch_volume: Option<String>,
     /// `unless-stopped` (edge, site); no restart for one-shot checks and the lock.
     pub(crate) restart: bool,
+    /// Join another container's PID namespace (`container:<id>`; the renewer signals its
+    /// edge's nginx); None = its own.
+    pub(crate) pid_of: Option<String>,
 }
 
 impl ContainerSpec {
@@ -104,6 +107,7 @@ impl ContainerSpec {
             binds: Vec::new(),
             scratch_volume: None,
             restart: false,
+            pid_of: None,
         }
     }
 
@@ -141,6 +145,19 @@ impl ContainerSpec {
 
     pub(crate) fn restart(mut self) -> Self {
         self.restart = true;
+        self
+    }
+
+    /// Run `program args` instead of nginx (the renewer runs sitebuild).
+    pub(crate) fn command(mut self, program: &str, args: Vec<String>) -> Self {
+        self.entrypoint = vec![program.to_string()];
+        self.cmd = args;
+        self
+    }
+
+    /// Share the PID namespace of the container `id` (same uid: it may signal its processes).
+    pub(crate) fn pid_of(mut self, id: &str) -> Self {
+        self.pid_of = Some(id.to_string());
         self
     }
 }
@@ -182,6 +199,7 @@ fn hardened_host_config(spec: &ContainerSpec) -> HostConfig {
         )])),
         memory: Some(spec.memory_bytes),
         pids_limit: Some(spec.pids_limit),
+        pid_mode: spec.pid_of.as_ref().map(|id| format!("container:{id}")),
         restart_policy: Some(RestartPolicy {
             name: Some(if spec.restart {
                 RestartPolicyNameEnum::UNLESS_STOPPED

@@ -5,6 +5,7 @@
 //! - [`container`]: containers, and the one hardening policy every container gets
 //! - [`image`]: build, commit, tag, push, list, remove
 //! - [`network`]: networks and volumes
+//! - `import`: an image from a root filesystem tar, the engine's platform, user-owned directories
 //! - [`swarm`]: swarm state, services and their tasks
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use bollard::Docker;
 
 mod container;
 mod image;
+mod import;
 mod network;
 pub(crate) mod swarm;
 

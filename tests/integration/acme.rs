@@ -186,3 +186,166 @@ fn acme_issue_renew_and_unreachable_directory() {
     p.write_toml(&settings(&pebble.dir_url));
     p.ok(&["down"]);
 }
+
+/// The host's address on the docker bridge (where a container on `bridge` reaches the host).
+fn bridge_gateway() -> String {
+    let gw = inspect("bridge", "{{range .IPAM.Config}}{{.Gateway}}{{end}}");
+    if !gw.is_empty() {
+        return gw;
+    }
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "docker0"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .map_or_else(|| panic!("no address of docker0: {text}"), String::from)
+}
+
+/// `status` until it contains `want` (the renewer's file), within `secs`.
+fn status_until(p: &Project, want: &str, secs: u64) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let status = p.ok(&["status"]);
+        if status.contains(want) || std::time::Instant::now() > deadline {
+            return status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+/// The renewer container: after one `up`, sitebuild is not run again (only `status`), and the
+/// renewer (a short interval and renewal forced through the environment of that `up`) renews
+/// on its own: a new serial under a client loop with no failed request; it has no Docker
+/// socket, runs as uid 101 with a read-only root, no capabilities, no-new-privileges, in the
+/// edge's PID namespace; `status` shows its result. With pebble stopped, the old certificate
+/// keeps serving and `status` shows the failure. `down` removes it with the edge.
+#[test]
+fn renewer_renews_without_sitebuild() {
+    let Some(_engine) = engine(module_path!()) else {
+        return;
+    };
+    if !tools_ready(&["pebble", "pebble-challtestsrv", "openssl", "curl", "ip"]) {
+        return;
+    }
+    let p = Project::new("acmer");
+    let https = free_port();
+    let mut pebble = Pebble::start_on(p.port, &bridge_gateway());
+    p.write_toml(&format!(
+        "domains = [\"a.test\"]\ntls = \"acme\"\nacme_directory = \"{}\"\nacme_root = \"{}\"\n\
+         acme_email = \"ops@a.test\"\nhttp_port = {}\nhttps_port = {https}\n",
+        pebble.dir_url,
+        pebble.tls_root.display(),
+        p.port
+    ));
+    let out = p
+        .cmd(&["up"])
+        .env("SITEBUILD_RENEWER_INTERVAL", "10")
+        .env("SITEBUILD_RENEWER_FORCE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}\npebble:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        pebble.log()
+    );
+    let root = pebble.issuing_root();
+    let index = std::fs::read_to_string(p.site("index.html")).unwrap();
+    let (code, body) = fetch(https, &root);
+    assert_eq!((code.as_str(), body.as_str()), ("200", index.as_str()));
+    let first = serial(https);
+    assert!(first.starts_with("serial="), "{first}");
+
+    let edge = format!("sitebuild-edge-{}", p.port);
+    let renewer = format!("{edge}-renewer");
+    let edge_id = inspect(&edge, "{{.Id}}");
+    assert_eq!(inspect(&renewer, "{{.Config.User}}"), "101:101");
+    assert_eq!(inspect(&renewer, "{{.HostConfig.ReadonlyRootfs}}"), "true");
+    assert_eq!(inspect(&renewer, "{{.HostConfig.CapDrop}}"), "[ALL]");
+    assert!(inspect(&renewer, "{{.HostConfig.SecurityOpt}}").contains("no-new-privileges"));
+    assert_eq!(
+        inspect(&renewer, "{{.HostConfig.PidMode}}"),
+        format!("container:{edge_id}")
+    );
+    let mounts = inspect(
+        &renewer,
+        "{{range .Mounts}}{{.Source}} {{.Destination}};{{end}}",
+    );
+    assert!(!mounts.contains("docker.sock"), "{mounts}");
+    assert!(mounts.contains("/etc/sitebuild-edge"), "{mounts}");
+    assert_eq!(inspect(&renewer, "{{.State.Running}}"), "true");
+
+    // No sitebuild from here on but `status`: the renewer renews under a client loop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = {
+        let (stop, root) = (stop.clone(), root.clone());
+        std::thread::spawn(move || {
+            let (mut ok, mut bad) = (0u32, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match fetch(https, &root) {
+                    (c, _) if c == "200" => ok += 1,
+                    (c, b) => bad.push(format!(
+                        "{c} {} (served: {})",
+                        b.lines().next().unwrap_or(""),
+                        serial(https)
+                    )),
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            (ok, bad)
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(2);
+    let mut renewed = first.clone();
+    while renewed == first && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        renewed = serial(https);
+    }
+    // Let a second renewal happen under the loop too.
+    std::thread::sleep(std::time::Duration::from_secs(12));
+    stop.store(true, Ordering::Relaxed);
+    let (ok, bad) = client.join().unwrap();
+    let logs = String::from_utf8_lossy(&docker(&["logs", &renewer]).stderr).into_owned();
+    assert_ne!(
+        renewed, first,
+        "no renewal by the renewer; its log:\n{logs}"
+    );
+    assert!(
+        ok > 0 && bad.is_empty(),
+        "ok {ok}, failed: {bad:?}\nrenewer:\n{logs}"
+    );
+    eprintln!("renewer: {ok} requests during the renewals, 0 failed");
+    let status = status_until(&p, "renewer renewed", 30);
+    assert!(
+        status.contains(&format!("renewal    {}: renewer renewed", p.name)),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("renewer    {renewer} (running)")),
+        "{status}"
+    );
+
+    // The ACME server gone: the renewer fails, the served certificate stays.
+    pebble.stop();
+    let status = status_until(&p, "renewer failed", 60);
+    assert!(
+        status.contains("renewer failed") && status.contains("the served certificate is unchanged"),
+        "{status}\n{logs}"
+    );
+    let kept = serial(https);
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert_eq!(serial(https), kept);
+    let (code, body) = fetch(https, &root);
+    assert_eq!((code.as_str(), body.as_str()), ("200", index.as_str()));
+
+    p.ok(&["down"]);
+    assert!(
+        !docker(&["inspect", &renewer]).status.success(),
+        "the renewer outlived its edge"
+    );
+}

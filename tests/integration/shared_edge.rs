@@ -125,6 +125,32 @@ fn two_projects_one_edge_sni_claims_and_down() {
     let (ok, body) = curl(db, https, &["--cacert", cb, &url(db)]);
     assert!(ok && body.as_bytes() == index_b);
 
+    // B's part broken by hand (nginx cannot load it): A's deploy leaves it out with a note
+    // instead of failing for everyone; B's next deploy writes it again.
+    let conf = format!("/etc/sitebuild-edge/projects/{}/site.conf", b.name);
+    let append = format!("echo 'not_a_directive on;' >> {conf}");
+    let broke = docker(&["exec", "-u", "0", &edge, "busybox", "sh", "-c", &append])
+        .status
+        .success()
+        || docker(&["exec", "-u", "0", &edge, "sh", "-c", &append])
+            .status
+            .success();
+    assert!(broke, "cannot edit {conf} in {edge}");
+    std::fs::write(a.site("extra.html"), "<p>A again</p>\n").unwrap();
+    let out = a.ok(&["up"]);
+    assert!(
+        out.contains(&format!("leaving {}'s part out", b.name)) && out.contains("not_a_directive"),
+        "{out}"
+    );
+    let (ok, _) = curl(da, https, &["--cacert", ca, &url(da)]);
+    assert!(ok, "A after leaving B's broken part out");
+    b.ok(&["up"]);
+    let (ok, body) = curl(db, https, &["--cacert", cb, &url(db)]);
+    assert!(
+        ok && body.as_bytes() == index_b,
+        "B after its redeploy: {body}"
+    );
+
     // A's live container removed by hand: B's next deploy leaves A's part out (nginx could not
     // resolve it) instead of failing.
     for id in a.role("site") {

@@ -31,6 +31,12 @@ impl Drop for Pebble {
 impl Pebble {
     /// Start pebble validating http-01 on `http_port` (the edge's `http_port`).
     pub(crate) fn start(http_port: u16) -> Pebble {
+        Pebble::start_on(http_port, "127.0.0.1")
+    }
+
+    /// [`Pebble::start`] with its ACME directory on `ip` (e.g. the docker bridge's gateway, so
+    /// a container reaches it too); its HTTPS certificate names that address.
+    pub(crate) fn start_on(http_port: u16, ip: &str) -> Pebble {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let out = Command::new("openssl")
@@ -38,7 +44,8 @@ impl Pebble {
             .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
             .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
             .args(["-subj", "/CN=localhost"])
-            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .arg("-addext")
+            .arg(format!("subjectAltName=DNS:localhost,IP:127.0.0.1,IP:{ip}"))
             // Not a CA: rustls refuses a CA certificate as a server's own (CaUsedAsEndEntity).
             .args(["-addext", "basicConstraints=critical,CA:FALSE"])
             .args(["-keyout", "key.pem", "-out", "cert.pem"])
@@ -69,7 +76,7 @@ impl Pebble {
         std::fs::write(
             d.join("pebble.json"),
             format!(
-                r#"{{"pebble":{{"listenAddress":"127.0.0.1:{acme}","managementListenAddress":"127.0.0.1:{mgmt}",
+                r#"{{"pebble":{{"listenAddress":"{ip}:{acme}","managementListenAddress":"127.0.0.1:{mgmt}",
  "certificate":"cert.pem","privateKey":"key.pem","httpPort":{http_port},"tlsPort":{tls},
  "ocspResponderURL":"","externalAccountBindingRequired":false}}}}"#
             ),
@@ -88,7 +95,7 @@ impl Pebble {
         let mut p = Pebble {
             server: pebble,
             dns: dns_child,
-            dir_url: format!("https://127.0.0.1:{acme}/dir"),
+            dir_url: format!("https://{ip}:{acme}/dir"),
             tls_root: d.join("cert.pem"),
             mgmt,
             dir,
@@ -108,6 +115,12 @@ impl Pebble {
             std::thread::sleep(Duration::from_millis(100));
         }
         p
+    }
+
+    /// Stop pebble (the ACME server becomes unreachable).
+    pub(crate) fn stop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
     }
 
     fn curl(&self, url: &str) -> (bool, String) {

@@ -218,6 +218,7 @@ impl Drop for Project {
             let _ = docker(&["rm", "-f", &shared]);
         }
         let _ = docker(&["rm", "-f", &format!("{shared}-lock")]);
+        let _ = docker(&["rm", "-f", &format!("{shared}-renewer")]);
         let _ = docker(&["volume", "rm", "-f", &shared]);
         // A shared edge of another test project may still be attached (a failed test): detach it.
         let net = format!("{}-net", self.name);
