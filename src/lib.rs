@@ -17,6 +17,7 @@ pub(crate) mod deploy;
 pub(crate) mod engine;
 pub mod http;
 pub(crate) mod image;
+pub(crate) mod image_archive;
 pub(crate) mod init;
 pub mod k8s;
 pub(crate) mod layout;
