@@ -233,7 +233,7 @@ fn layer_items<'a>(ctx: &BuildContext<'a>, carried_list: &'a str) -> Vec<(String
         format!("{root}nginx.conf"),
         Item::Bytes(ctx.nginx_conf.as_bytes()),
     ));
-    items.sort_by(|a, b| a.0.cmp(&b.0));
+    sort_unique(&mut items);
     items
 }
 
@@ -359,7 +359,6 @@ fn site_items<'a>(
             dirs.insert(parent);
             rel = parent;
         }
-        items.push((format!("{prefix}{}", c.rel), Item::Carried(c)));
     }
     for d in dirs {
         items.push((format!("{prefix}{d}/"), Item::Dir));
@@ -375,7 +374,20 @@ fn site_items<'a>(
             }
         }
     }
+    // After the site's own entries: sorted stably and deduplicated by [`sort_unique`], the site's
+    // own entry wins over a carried one of the same name (an earlier version's `.gz` of a
+    // hashed asset the site still has is the same name as the sibling made now). A layer tar
+    // may not hold a name twice.
+    for c in carried {
+        items.push((format!("{prefix}{}", c.rel), Item::Carried(c)));
+    }
     items
+}
+
+/// Sort by name; of entries with the same name, keep the first pushed.
+fn sort_unique(items: &mut Vec<(String, Item<'_>)>) {
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    items.dedup_by(|later, first| later.0 == first.0);
 }
 
 /// Append the site's directories, the files `select` picks and their `.gz` (and `.br`)
@@ -392,7 +404,7 @@ pub(crate) fn append_site<W: Write>(
     summary: &mut ContextSummary,
 ) -> Result<()> {
     let mut items = site_items(site, prefix, siblings, carried, select);
-    items.sort_by(|a, b| a.0.cmp(&b.0));
+    sort_unique(&mut items);
     write_items(tar, &items, siblings, summary, &mut |_| {})
 }
 
@@ -753,6 +765,14 @@ mod tests {
                     bytes: b"old css".to_vec(),
                     from: "aaaaaaaaaaaa".into(),
                 },
+                // The name of a sibling the site makes now: the site's own entry wins.
+                Carried {
+                    rel: "index.html.gz".into(),
+                    mode: 0o644,
+                    mtime: 946_685_000,
+                    bytes: b"old gz".to_vec(),
+                    from: "aaaaaaaaaaaa".into(),
+                },
             ]],
             1024,
         );
@@ -779,7 +799,8 @@ mod tests {
                 summary.carried_bytes,
                 summary.carried_versions
             ),
-            (2, 16, 1)
+            (2, 16, 1),
+            "the carried index.html.gz is left out"
         );
         let names: Vec<String> = manifest(&a)
             .unwrap()
@@ -798,6 +819,14 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
         }
+        assert_eq!(
+            names
+                .iter()
+                .filter(|n| *n == "usr/share/sitebuild/html/index.html.gz")
+                .count(),
+            1,
+            "a name once"
+        );
         assert_eq!(
             names
                 .iter()

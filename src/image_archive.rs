@@ -207,7 +207,7 @@ pub(crate) struct Record {
 const RECORD_HEADER: &str = "sitebuild-layers 1";
 
 /// Records kept (most recent first); older ones are removed when one is written.
-const RECORDS_KEPT: usize = 16;
+const RECORDS_KEPT: usize = 64;
 
 fn records_dir() -> Option<PathBuf> {
     crate::precompress::cache_root().map(|r| r.join("layers"))

@@ -12,6 +12,7 @@ mod engine_up;
 mod hostile;
 mod init;
 mod k8s;
+mod layers;
 mod pipelines;
 mod preview;
 mod registry;
