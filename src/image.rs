@@ -349,7 +349,7 @@ pub(crate) async fn ensure_image(
     } else {
         previous_image(engine, p, &base).await?
     };
-    let mut attempt = build_once(engine, p, &base, &carry, previous.clone()).await;
+    let mut attempt = build_once(engine, p, ui, &base, &carry, previous.clone()).await;
     if attempt.is_err() && previous.is_some() {
         // The previous image (or one of its layers) went away under us: a whole layer needs
         // nothing but the base.
@@ -357,7 +357,7 @@ pub(crate) async fn ensure_image(
             "incremental layer failed ({:#}); writing the whole site",
             attempt.as_ref().err().expect("is_err")
         ));
-        attempt = build_once(engine, p, &base, &carry, None).await;
+        attempt = build_once(engine, p, ui, &base, &carry, None).await;
     }
     let (image_id, summary, incremental) = attempt?;
     engine
@@ -398,12 +398,14 @@ async fn previous_image(
 async fn build_once(
     engine: &Engine,
     p: &Prepared,
+    ui: &Ui,
     base: &ImageDetails,
     carry: &std::sync::Arc<skew::Carry>,
     previous: Option<(Vec<String>, image_archive::Record)>,
 ) -> Result<(String, ContextSummary, Option<usize>)> {
     // The layer is written once, into an unnamed temporary file (the archive needs its size
     // before its bytes), hashed on the way (its diff ID).
+    let started = Instant::now();
     let prepared = p.clone();
     let carry = carry.clone();
     let prev_tree = previous.as_ref().map(|(_, r)| r.tree.clone());
@@ -442,6 +444,15 @@ async fn build_once(
         .map_err(|e| anyhow!("site layer writer panicked: {e}"))?
         .context("cannot write the site layer")?;
 
+    ui.detail(format!(
+        "site layer: {len} bytes ({}) written in {} ms",
+        if previous.is_some() {
+            "what changed"
+        } else {
+            "the whole site"
+        },
+        started.elapsed().as_millis()
+    ));
     let (mut layers, site_layers) = match &previous {
         Some((layers, record)) => (layers.clone(), record.site_layers + 1),
         None => (base.layers.clone(), 1),
@@ -474,6 +485,11 @@ async fn build_once(
         .map_err(|e| anyhow!("image archive writer panicked: {e}"))?
         .context("cannot write the image archive")?;
     loaded?;
+    ui.detail(format!(
+        "loaded image {} in {} ms",
+        &image_id[..19.min(image_id.len())],
+        started.elapsed().as_millis()
+    ));
 
     let result = check_and_tag(engine, p, &image_id).await;
     if result.is_err() {
