@@ -349,17 +349,26 @@ pub(crate) async fn ensure_image(
     } else {
         previous_image(engine, p, &base).await?
     };
-    let mut attempt = build_once(engine, p, ui, &base, &carry, previous.clone()).await;
-    if attempt.is_err() && previous.is_some() {
+    let mut attempt = load_image(engine, p, ui, &base, &carry, previous.clone()).await;
+    if let Err(e) = &attempt
+        && previous.is_some()
+    {
         // The previous image (or one of its layers) went away under us: a whole layer needs
         // nothing but the base.
         ui.detail(format!(
-            "incremental layer failed ({:#}); writing the whole site",
-            attempt.as_ref().err().expect("is_err")
+            "incremental layer failed ({e:#}); writing the whole site"
         ));
-        attempt = build_once(engine, p, ui, &base, &carry, None).await;
+        attempt = load_image(engine, p, ui, &base, &carry, None).await;
     }
-    let (image_id, summary, incremental) = attempt?;
+    let (image_id, summary, record) = attempt?;
+    let result = check_and_tag(engine, p, &image_id).await;
+    if result.is_err() {
+        let _ = engine.remove_image(&image_id, false).await;
+    }
+    result?;
+    // After a failed incremental attempt the layer is a whole one.
+    let incremental = (record.site_layers > 1).then_some(record.site_layers);
+    record.write(&image_id);
     engine
         .tag(&image_id, p.config.image_repo(), "latest")
         .await?;
@@ -393,16 +402,16 @@ async fn previous_image(
     Ok(fits.then_some((img.layers, record)))
 }
 
-/// Write the site layer (on top of `previous` when given), load the image, run `nginx -t` in
-/// it and tag it `<name>:<fingerprint>`; on failure the image is removed.
-async fn build_once(
+/// Write the site layer (on top of `previous` when given) and load the image, untagged: its
+/// ID, what was written, and the record to keep once it passed `nginx -t`.
+async fn load_image(
     engine: &Engine,
     p: &Prepared,
     ui: &Ui,
     base: &ImageDetails,
     carry: &std::sync::Arc<skew::Carry>,
     previous: Option<(Vec<String>, image_archive::Record)>,
-) -> Result<(String, ContextSummary, Option<usize>)> {
+) -> Result<(String, ContextSummary, image_archive::Record)> {
     // The layer is written once, into an unnamed temporary file (the archive needs its size
     // before its bytes), hashed on the way (its diff ID).
     let started = Instant::now();
@@ -491,18 +500,15 @@ async fn build_once(
         started.elapsed().as_millis()
     ));
 
-    let result = check_and_tag(engine, p, &image_id).await;
-    if result.is_err() {
-        let _ = engine.remove_image(&image_id, false).await;
-    }
-    result?;
-    image_archive::Record {
-        layers,
-        site_layers,
-        tree,
-    }
-    .write(&image_id);
-    Ok((image_id, summary, previous.is_some().then_some(site_layers)))
+    Ok((
+        image_id,
+        summary,
+        image_archive::Record {
+            layers,
+            site_layers,
+            tree,
+        },
+    ))
 }
 
 /// Remove `nginx -t` check containers of image repository `repo` left by a build that was

@@ -273,10 +273,10 @@ impl Record {
             std::fs::write(&tmp, text)?;
             std::fs::rename(&tmp, dir.join(image_id.trim_start_matches("sha256:")))?;
             let mut all: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&dir)?
-                .filter_map(|e| e.ok())
+                .filter_map(std::result::Result::ok)
                 .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
                 .collect();
-            all.sort_by(|a, b| b.0.cmp(&a.0));
+            all.sort_by_key(|e| std::cmp::Reverse(e.0));
             for (_, old) in all.into_iter().skip(RECORDS_KEPT) {
                 let _ = std::fs::remove_file(old);
             }
