@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::context::{self, BuildContext, ContextSummary};
-use crate::engine::{BuildEvent, ContainerSpec, Engine, ImageConfig};
+use crate::engine::{ContainerSpec, Engine, ImageDetails};
+use crate::image_archive;
 use crate::layout;
 use crate::naming::{self, Labels, labels, roles};
 use crate::render;
@@ -263,6 +264,10 @@ pub(crate) enum BuildOutcome {
         image_id: String,
         took: Duration,
         summary: ContextSummary,
+        /// Some(n): the site layer holds only what changed since the previous image and is
+        /// the n-th site layer (of at most [`image_archive::MAX_SITE_LAYERS`]); None: the whole
+        /// site in one layer.
+        incremental: Option<usize>,
     },
 }
 
@@ -277,6 +282,13 @@ impl BuildOutcome {
 /// Build the image unless one with this fingerprint exists; tag `<name>:<fp>` and `<name>:latest`.
 /// With `skew`, the image also carries the hashed assets of the project's earlier images
 /// ([`skew::collect`]; `watch` does without).
+///
+/// No builder: the site layer is written once (a deterministic tar, [`context::write_layer`])
+/// and loaded with the image config as an image archive ([`image_archive`]) on top of the
+/// base's layers, or, when `<name>:latest` is an image sitebuild made on this machine from the
+/// same base, on top of its layers with only what changed (up to
+/// [`image_archive::MAX_SITE_LAYERS`] site layers, then one whole layer again). The loaded
+/// image is untagged until `nginx -t` passed in it.
 pub(crate) async fn ensure_image(
     engine: &Engine,
     p: &Prepared,
@@ -296,6 +308,15 @@ pub(crate) async fn ensure_image(
         return Ok(BuildOutcome::Reused { image_id: img.id });
     }
     engine.ensure_base_image(&p.config.base_image).await?;
+    let base = engine
+        .image_details(&p.config.base_image)
+        .await?
+        .with_context(|| {
+            format!(
+                "base image {} disappeared while sitebuild was using it; run again",
+                p.config.base_image
+            )
+        })?;
 
     let started = Instant::now();
     let carry = if skew {
@@ -320,67 +341,32 @@ pub(crate) async fn ensure_image(
         p.site.total_bytes(),
         engine.host()
     ));
-
-    // The tar is written on a blocking thread into a bounded channel and streamed to the
-    // engine: the site is never held in memory as a whole.
-    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
-    let prepared = p.clone();
-    let writer = tokio::task::spawn_blocking(move || -> Result<ContextSummary> {
-        let cache = prepared.config.precompress_cache();
-        let ctx = BuildContext {
-            site: &prepared.site,
-            nginx_conf: &prepared.nginx_conf,
-            dockerfile: &prepared.dockerfile,
-            siblings: context::Siblings {
-                min_size: prepared.config.precompress_min_size,
-                brotli: prepared.base.brotli,
-                cache: cache.as_ref(),
-            },
-            carry: &carry,
-        };
-        let mut out = ChannelWriter::new(tx.clone());
-        let result = context::write_tar(&ctx, &mut out).and_then(|s| {
-            out.flush()?;
-            Ok(s)
-        });
-        if let Err(e) = &result {
-            // Abort the upload so the engine does not build a partial context.
-            let _ = tx.blocking_send(Err(std::io::Error::other(format!("{e:#}"))));
-        }
-        // End the upload stream (every sender gone), then, while the engine builds: keep the
-        // cache within its bound (a failure costs nothing).
-        drop(out);
-        drop(tx);
-        if let Some(cache) = &cache {
-            cache.prune();
-        }
-        result
-    });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-
-    let mut tick = 0usize;
-    let build = engine
-        .build(stream, &tag, |ev| match ev {
-            BuildEvent::Log(line) => {
-                tick += 1;
-                ui.progress(tick, &line);
-            }
-        })
-        .await;
-    ui.clear();
-    let summary = writer
-        .await
-        .map_err(|e| anyhow!("build context writer panicked: {e}"))?
-        .context("cannot write the build context")?;
-    let stage_id = build?;
-
-    let result = check_and_commit(engine, p, &stage_id).await;
-    if result.is_err() {
-        let _ = engine.remove_image(&stage_id, true).await;
+    let carry = std::sync::Arc::new(carry);
+    let previous = if p.config.no_cache {
+        None
+    } else {
+        previous_image(engine, p, &base).await?
+    };
+    let mut attempt = load_image(engine, p, ui, &base, &carry, previous.clone()).await;
+    if let Err(e) = &attempt
+        && previous.is_some()
+    {
+        // The previous image (or one of its layers) went away under us: a whole layer needs
+        // nothing but the base.
+        ui.detail(format!(
+            "incremental layer failed ({e:#}); writing the whole site"
+        ));
+        attempt = load_image(engine, p, ui, &base, &carry, None).await;
     }
-    let image_id = result?;
+    let (image_id, summary, record) = attempt?;
+    let result = check_and_tag(engine, p, &image_id).await;
+    if result.is_err() {
+        let _ = engine.remove_image(&image_id, false).await;
+    }
+    result?;
+    // After a failed incremental attempt the layer is a whole one.
+    let incremental = (record.site_layers > 1).then_some(record.site_layers);
+    record.write(&image_id);
     engine
         .tag(&image_id, p.config.image_repo(), "latest")
         .await?;
@@ -388,12 +374,141 @@ pub(crate) async fn ensure_image(
         image_id,
         took: started.elapsed(),
         summary,
+        incremental,
     })
 }
 
-/// Run `nginx -t` inside the built image exactly as the site will run (user, read-only root,
-/// /tmp tmpfs, no capabilities, no network); if it passes, commit the runtime settings and tag
-/// `<name>:<fingerprint>`. A failing config stops here with nginx's own message.
+/// `<name>:latest` when the next layer can go on top of it: sitebuild made it on this machine
+/// (its record is kept), on the same base layers, with fewer than
+/// [`image_archive::MAX_SITE_LAYERS`] site layers.
+async fn previous_image(
+    engine: &Engine,
+    p: &Prepared,
+    base: &ImageDetails,
+) -> Result<Option<(Vec<String>, image_archive::Record)>> {
+    let latest = format!("{}:latest", p.config.image_repo());
+    let Some(img) = engine.image_details(&latest).await? else {
+        return Ok(None);
+    };
+    let Some(record) = image_archive::Record::read(&img.id) else {
+        return Ok(None);
+    };
+    let fits = record.layers == img.layers
+        && img.layers.starts_with(&base.layers)
+        && img.layers.len() == base.layers.len() + record.site_layers
+        && record.site_layers < image_archive::MAX_SITE_LAYERS;
+    Ok(fits.then_some((img.layers, record)))
+}
+
+/// Write the site layer (on top of `previous` when given) and load the image, untagged: its
+/// ID, what was written, and the record to keep once it passed `nginx -t`.
+async fn load_image(
+    engine: &Engine,
+    p: &Prepared,
+    ui: &Ui,
+    base: &ImageDetails,
+    carry: &std::sync::Arc<skew::Carry>,
+    previous: Option<(Vec<String>, image_archive::Record)>,
+) -> Result<(String, ContextSummary, image_archive::Record)> {
+    // The layer is written once, into an unnamed temporary file (the archive needs its size
+    // before its bytes), hashed on the way (its diff ID).
+    let started = Instant::now();
+    let prepared = p.clone();
+    let carry = carry.clone();
+    let prev_tree = previous.as_ref().map(|(_, r)| r.tree.clone());
+    let writer = tokio::task::spawn_blocking(
+        move || -> Result<(std::fs::File, String, u64, ContextSummary, context::LayerTree)> {
+            let cache = prepared.config.precompress_cache();
+            let ctx = BuildContext {
+                site: &prepared.site,
+                nginx_conf: &prepared.nginx_conf,
+                siblings: context::Siblings {
+                    min_size: prepared.config.precompress_min_size,
+                    brotli: prepared.base.brotli,
+                    cache: cache.as_ref(),
+                },
+                carry: &carry,
+            };
+            let file = tempfile::tempfile()
+                .context("cannot create a temporary file for the site layer (check TMPDIR)")?;
+            let mut out = image_archive::Hashing::new(std::io::BufWriter::with_capacity(
+                CHUNK, file,
+            ));
+            let (summary, tree) = context::write_layer(&ctx, &mut out, prev_tree.as_ref())?;
+            out.flush()?;
+            let (buf, diff_id, len) = out.finish();
+            let file = buf
+                .into_inner()
+                .map_err(|e| anyhow!("cannot write the site layer: {}", e.error()))?;
+            if let Some(cache) = &cache {
+                cache.prune(); // keep the cache within its bound (a failure costs nothing)
+            }
+            Ok((file, diff_id, len, summary, tree))
+        },
+    );
+    let (mut file, diff_id, len, summary, tree) = writer
+        .await
+        .map_err(|e| anyhow!("site layer writer panicked: {e}"))?
+        .context("cannot write the site layer")?;
+
+    ui.detail(format!(
+        "site layer: {len} bytes ({}) written in {} ms",
+        if previous.is_some() {
+            "what changed"
+        } else {
+            "the whole site"
+        },
+        started.elapsed().as_millis()
+    ));
+    let (mut layers, site_layers) = match &previous {
+        Some((layers, record)) => (layers.clone(), record.site_layers + 1),
+        None => (base.layers.clone(), 1),
+    };
+    layers.push(diff_id);
+    let config =
+        image_archive::image_config(base, &image_labels(p), &created_timestamp(), &layers)?;
+    let image_id = image_archive::digest(&config);
+
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
+    let archive_layers = layers.clone();
+    let sender = tokio::task::spawn_blocking(move || -> Result<()> {
+        use std::io::Seek;
+        file.rewind()?;
+        let mut out = ChannelWriter::new(tx.clone());
+        let result = image_archive::write_archive(&mut out, file, len, &config, &archive_layers)
+            .and_then(|()| Ok(out.flush()?));
+        if let Err(e) = &result {
+            // Abort the upload so the engine does not load a partial archive.
+            let _ = tx.blocking_send(Err(std::io::Error::other(format!("{e:#}"))));
+        }
+        result
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let loaded = engine.load(stream, &p.tag()).await;
+    sender
+        .await
+        .map_err(|e| anyhow!("image archive writer panicked: {e}"))?
+        .context("cannot write the image archive")?;
+    loaded?;
+    ui.detail(format!(
+        "loaded image {} in {} ms",
+        &image_id[..19.min(image_id.len())],
+        started.elapsed().as_millis()
+    ));
+
+    Ok((
+        image_id,
+        summary,
+        image_archive::Record {
+            layers,
+            site_layers,
+            tree,
+        },
+    ))
+}
+
 /// Remove `nginx -t` check containers of image repository `repo` left by a build that was
 /// killed (SIGKILL, a lost connection): their holder process is gone (or they are older than
 /// 30 min). A running build's is left alone. Returns their names.
@@ -416,13 +531,16 @@ pub(crate) async fn remove_stale_checks(engine: &Engine, repo: &str) -> Result<V
     Ok(removed)
 }
 
-async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Result<String> {
+/// Run `nginx -t` inside the loaded image exactly as the site will run (user, read-only root,
+/// /tmp tmpfs, no capabilities, no network); if it passes, tag it `<name>:<fingerprint>`. A
+/// failing config stops here with nginx's own message, before the image has a name.
+async fn check_and_tag(engine: &Engine, p: &Prepared, image_id: &str) -> Result<()> {
     let repo = p.config.image_repo();
     remove_stale_checks(engine, repo).await?;
-    // It lives for one `nginx -t`, then the image is committed and it is removed.
+    // It lives for one `nginx -t`.
     let spec = ContainerSpec::new(
         naming::check_container(repo),
-        stage_id,
+        image_id,
         Labels::project(repo)
             .role(roles::CHECK)
             .with(labels::HOLDER, crate::holder::this_process())
@@ -448,17 +566,7 @@ async fn check_and_commit(engine: &Engine, p: &Prepared, stage_id: &str) -> Resu
                     .display()
             );
         }
-        let config = ImageConfig {
-            user: layout::RUN_AS.to_string(),
-            entrypoint: vec![layout::NGINX.to_string()],
-            cmd: layout::serve_args(),
-            exposed_port: layout::CONTAINER_PORT,
-            stop_signal: layout::STOP_SIGNAL.to_string(),
-            labels: image_labels(p),
-        };
-        engine
-            .commit(&id, p.config.image_repo(), p.short(), &config)
-            .await
+        engine.tag(image_id, repo, p.short()).await
     }
     .await;
     engine.remove(&id).await?;

@@ -18,6 +18,7 @@ pub(crate) mod engine;
 pub(crate) mod holder;
 pub mod http;
 pub(crate) mod image;
+pub(crate) mod image_archive;
 pub(crate) mod init;
 pub mod k8s;
 pub(crate) mod layout;

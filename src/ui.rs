@@ -1,5 +1,4 @@
-//! Terminal output: step lines, a one-line progress indicator on a TTY (hidden otherwise),
-//! `-q` and `-v`.
+//! Terminal output: step lines, `-q` and `-v`.
 
 use std::io::{IsTerminal, Write};
 
@@ -9,8 +8,6 @@ pub(crate) struct Ui {
     pub(crate) verbose: bool,
     tty: bool,
 }
-
-const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
 impl Ui {
     pub(crate) fn new(quiet: bool, verbose: bool) -> Ui {
@@ -34,21 +31,6 @@ impl Ui {
         if self.verbose {
             self.clear();
             eprintln!("  {}", msg.as_ref().trim_end());
-        }
-    }
-
-    /// Progress: rewritten in place on a TTY; nothing otherwise (unless -v).
-    pub(crate) fn progress(&self, tick: usize, msg: &str) {
-        let line = msg.trim();
-        if line.is_empty() {
-            return;
-        }
-        if self.verbose {
-            eprintln!("  {line}");
-        } else if self.tty && !self.quiet {
-            let short: String = line.chars().take(100).collect();
-            eprint!("\r\x1b[2K{} {short}", SPINNER[tick % SPINNER.len()]);
-            let _ = std::io::stderr().flush();
         }
     }
 

@@ -36,7 +36,12 @@ pub(super) fn describe_build(p: &Prepared, outcome: &BuildOutcome) -> String {
                 p.short()
             )
         }
-        BuildOutcome::Built { took, summary, .. } => {
+        BuildOutcome::Built {
+            took,
+            summary,
+            incremental,
+            ..
+        } => {
             let precompressed = match image::brotli_note(p) {
                 None => format!(
                     "{} .gz and {} .br siblings",
@@ -66,11 +71,22 @@ pub(super) fn describe_build(p: &Prepared, outcome: &BuildOutcome) -> String {
                     p.config.skew_max_size
                 ),
             };
+            let layer = match incremental {
+                None => String::new(),
+                Some(n) => format!(
+                    "; incremental site layer {n} of {}: {} changed file{}, {} deletion{}",
+                    crate::image_archive::MAX_SITE_LAYERS,
+                    summary.files,
+                    if summary.files == 1 { "" } else { "s" },
+                    summary.whiteouts,
+                    if summary.whiteouts == 1 { "" } else { "s" },
+                ),
+            };
             format!(
-                "built {} in {:.1} s ({} files, {precompressed}{skew}{left_out})",
+                "built {} in {:.1} s ({} files, {precompressed}{skew}{left_out}{layer})",
                 p.tag(),
                 took.as_secs_f64(),
-                summary.files,
+                p.site.files.len(),
             )
         }
     }

@@ -146,7 +146,7 @@ pub(crate) const KEYS: &[Key] = &[
         kind: Kind::Bool,
         default: Some("false"),
         flag: Some("--no-cache"),
-        doc: "compress every .gz sibling again instead of reusing the precompression cache ($XDG_CACHE_HOME/sitebuild/precompressed, else ~/.cache/sitebuild/precompressed; the output is the same)",
+        doc: "compress every .gz sibling again instead of reusing the precompression cache ($XDG_CACHE_HOME/sitebuild/precompressed, else ~/.cache/sitebuild/precompressed), and write the whole site layer instead of an incremental one on the previous image (what is served is the same)",
     },
     Key {
         name: "cache_max_size",

@@ -1,14 +1,12 @@
-//! Images: build from a context, commit a checked container, tag, push, list, remove.
+//! Images: load an image archive, inspect, tag, push, list, remove.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use bollard::models::ContainerConfig;
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CommitContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListImagesOptionsBuilder, PushImageOptionsBuilder, RemoveImageOptionsBuilder,
-    TagImageOptionsBuilder,
+    CreateImageOptionsBuilder, ImportImageOptionsBuilder, ListImagesOptionsBuilder,
+    PushImageOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -25,22 +23,17 @@ pub(crate) struct ImageInfo {
     pub(crate) created: i64,
 }
 
-/// Runtime settings committed into the final image.
+/// What an image archive built on top of an image needs from it.
 #[derive(Debug, Clone)]
-pub(crate) struct ImageConfig {
-    pub(crate) user: String,
-    pub(crate) entrypoint: Vec<String>,
-    pub(crate) cmd: Vec<String>,
-    pub(crate) exposed_port: u16,
-    pub(crate) stop_signal: String,
-    pub(crate) labels: HashMap<String, String>,
-}
-
-/// One event from a build, for progress display.
-#[derive(Debug, Clone)]
-pub(crate) enum BuildEvent {
-    /// A line of builder output ("Step 3/8 : COPY …").
-    Log(String),
+pub(crate) struct ImageDetails {
+    pub(crate) id: String,
+    /// `RootFS.Layers`: the diff IDs, bottom first.
+    pub(crate) layers: Vec<String>,
+    pub(crate) os: String,
+    pub(crate) architecture: String,
+    pub(crate) variant: Option<String>,
+    /// The image's runtime config as the engine's JSON (`Env`, `WorkingDir`, `Labels`, …).
+    pub(crate) config: serde_json::Value,
 }
 
 impl Engine {
@@ -97,90 +90,51 @@ impl Engine {
         }
     }
 
-    /// Build an image from a tar stream; tags it `tag`; returns the image id.
-    /// Build errors (e.g. `nginx -t` failing in the image) come back with the builder's output.
-    /// `tag` names the build in messages only: the result is an untagged image.
-    pub(crate) async fn build(
-        &self,
-        context: impl Stream<Item = std::result::Result<Bytes, std::io::Error>> + Send + 'static,
-        tag: &str,
-        mut on_event: impl FnMut(BuildEvent),
-    ) -> Result<String> {
-        let opts = BuildImageOptionsBuilder::new()
-            .dockerfile("Dockerfile")
-            .rm(true)
-            .forcerm(true)
-            .build();
-        let mut stream =
-            self.docker
-                .build_image(opts, None, Some(bollard::body_try_stream(context)));
-        let mut image_id = None;
-        let mut tail: Vec<String> = Vec::new();
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| anyhow!(e)).with_context(|| {
-                format!("the engine failed while building {tag}:\n{}", tail.join(""))
-            })?;
-            if let Some(line) = info.stream {
-                tail.push(line.clone());
-                if tail.len() > 30 {
-                    tail.remove(0);
-                }
-                on_event(BuildEvent::Log(line));
-            }
-            if let Some(detail) = info.error_detail {
-                let msg = detail
-                    .message
-                    .unwrap_or_else(|| "unknown build error".into());
-                bail!(
-                    "building {tag} failed: {}\n{}",
-                    msg.trim_end(),
-                    tail.join("").trim_end()
-                );
-            }
-            if let Some(id) = info.aux.and_then(|aux| aux.id) {
-                image_id = Some(id);
-            }
-        }
-        match image_id {
-            Some(id) => Ok(id),
-            None => self.image(tag).await?.map(|i| i.id).with_context(|| {
-                format!(
-                    "the build of {tag} ended without an image:\n{}",
-                    tail.join("")
-                )
-            }),
+    /// What an image archive on top of `reference` needs (its layers, platform and config), if
+    /// the image exists locally.
+    pub(crate) async fn image_details(&self, reference: &str) -> Result<Option<ImageDetails>> {
+        match self.docker.inspect_image(reference).await {
+            Ok(img) => Ok(Some(ImageDetails {
+                id: img.id.unwrap_or_default(),
+                layers: img.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+                os: img.os.unwrap_or_else(|| "linux".into()),
+                architecture: img.architecture.unwrap_or_else(|| "amd64".into()),
+                variant: img.variant.filter(|v| !v.is_empty()),
+                config: serde_json::to_value(img.config.unwrap_or_default())
+                    .with_context(|| format!("cannot read the config of image {reference}"))?,
+            })),
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot inspect image {reference}")),
         }
     }
 
-    /// Commit a container's filesystem with `config` as a new image `repo:tag`; returns its id.
-    pub(crate) async fn commit(
+    /// `POST /images/load` of an image archive (`docker save` format) streamed from `archive`.
+    /// `what` names the image in messages. Layers whose chain the engine already has are not
+    /// read from the archive.
+    pub(crate) async fn load(
         &self,
-        id: &str,
-        repo: &str,
-        tag: &str,
-        config: &ImageConfig,
-    ) -> Result<String> {
-        let opts = CommitContainerOptionsBuilder::new()
-            .container(id)
-            .repo(repo)
-            .tag(tag)
-            .pause(false)
-            .build();
-        let body = ContainerConfig {
-            user: Some(config.user.clone()),
-            entrypoint: Some(config.entrypoint.clone()),
-            cmd: Some(config.cmd.clone()),
-            exposed_ports: Some(vec![format!("{}/tcp", config.exposed_port)]),
-            stop_signal: Some(config.stop_signal.clone()),
-            labels: Some(config.labels.clone()),
-            ..Default::default()
-        };
-        let resp = self
+        archive: impl Stream<Item = std::result::Result<Bytes, std::io::Error>> + Send + 'static,
+        what: &str,
+    ) -> Result<()> {
+        let opts = ImportImageOptionsBuilder::new().quiet(true).build();
+        let mut stream = self
             .docker
-            .commit_container(opts, body)
-            .await
-            .with_context(|| format!("cannot commit container {id} as {repo}:{tag}"))?;
-        Ok(resp.id)
+            .import_image(opts, bollard::body_try_stream(archive), None);
+        while let Some(item) = stream.next().await {
+            let info = item
+                .map_err(|e| anyhow!(e))
+                .with_context(|| format!("the engine could not load the image {what}"))?;
+            if let Some(detail) = info.error_detail {
+                bail!(
+                    "the engine could not load the image {what}: {}",
+                    detail
+                        .message
+                        .unwrap_or_else(|| "unknown error".into())
+                        .trim_end()
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Add `repo:tag` to an image.

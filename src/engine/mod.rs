@@ -20,7 +20,7 @@ mod network;
 pub(crate) mod swarm;
 
 pub(crate) use container::{ContainerInfo, ContainerSpec, Publish};
-pub(crate) use image::{BuildEvent, ImageConfig, ImageInfo};
+pub(crate) use image::{ImageDetails, ImageInfo};
 
 /// Errors callers branch on.
 #[derive(Debug, thiserror::Error)]

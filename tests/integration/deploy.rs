@@ -192,7 +192,8 @@ fn sigkill_at_any_stage_keeps_serving_and_the_next_run_converges() {
         current = next;
     }
 
-    // SIGKILL during the image build (the build is not under the lock; nothing changes).
+    // SIGKILL during the image build, once the site layer is written and the image is being
+    // loaded (the build is not under the lock; nothing changes).
     let next = body_with("KILL-BUILD");
     load.allow(next.clone());
     write_index(&p, &next);
@@ -204,7 +205,7 @@ fn sigkill_at_any_stage_keeps_serving_and_the_next_run_converges() {
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     for line in lines.by_ref() {
-        if line.unwrap().contains("Step 1/2") {
+        if line.unwrap().contains("site layer: ") {
             break;
         }
     }

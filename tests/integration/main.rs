@@ -13,6 +13,7 @@ mod engine_up;
 mod hostile;
 mod init;
 mod k8s;
+mod layers;
 mod pipelines;
 mod preview;
 mod registry;
