@@ -320,7 +320,17 @@ pub(crate) async fn ensure_image(
 
     let started = Instant::now();
     let carry = if skew {
-        let carry = skew::collect(engine, &p.config, &p.fingerprint, &p.site).await?;
+        let carry = skew::collect(engine, &p.config, &p.fingerprint, &p.site, |id| {
+            let prefix = format!("{}/", layout::SITE_ROOT.trim_start_matches('/'));
+            image_archive::Record::read(id).map(|r| {
+                r.tree
+                    .keys()
+                    .filter_map(|path| path.strip_prefix(&prefix))
+                    .map(String::from)
+                    .collect()
+            })
+        })
+        .await?;
         ui.detail(format!(
             "skew protection: read {} earlier version{} in {} ms",
             carry.versions + carry.left_out,

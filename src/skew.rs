@@ -185,12 +185,20 @@ pub(crate) fn select(versions: Vec<Vec<Carried>>, max_bytes: u64) -> Carry {
 /// What the image of `site` (with `fingerprint`) carries: the own hashed files of the
 /// project's previous `keep_images - 1` images (never started containers, one archive read
 /// each).
-pub(crate) async fn collect(
+///
+/// `files_of(image_id)` names an image's files under the site root when they are known without
+/// reading the image (sitebuild's record of the images it made): a version with no hashed file
+/// the new site lacks is not read at all (a one-file rebuild of a big site reads nothing).
+pub(crate) async fn collect<F>(
     engine: &Engine,
     cfg: &Config,
     fingerprint: &str,
     site: &Site,
-) -> Result<Carry> {
+    files_of: F,
+) -> Result<Carry>
+where
+    F: Fn(&str) -> Option<Vec<String>>,
+{
     if cfg.skew_max_size == 0 || cfg.keep_images < 2 {
         return Ok(Carry::default());
     }
@@ -209,6 +217,14 @@ pub(crate) async fn collect(
     let mut taken = BTreeSet::new();
     for img in earlier {
         let from = crate::site::short(&img.labels[labels::FINGERPRINT]).to_string();
+        if files_of(&img.id).is_some_and(|files| {
+            !files
+                .iter()
+                .any(|rel| is_hashed_or_sibling(rel) && !site.has(rel) && !taken.contains(rel))
+        }) {
+            versions.push(Vec::new());
+            continue;
+        }
         let files = read_version(engine, cfg, site, &img.id, &from, &taken)
             .await
             .with_context(|| format!("skew protection: cannot read the assets of {from}"))?;
