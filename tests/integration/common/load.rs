@@ -381,7 +381,11 @@ impl TlsClient {
     }
 
     /// A new TLS connection to `addr` (the handshake happens on the first read or write).
-    pub(crate) fn connect(&self, addr: SocketAddr, timeout: Duration) -> Result<Box<dyn Stream>, String> {
+    pub(crate) fn connect(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<Box<dyn Stream>, String> {
         let tcp = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
             .map_err(|e| format!("connect: {e}"))?;
         let _ = tcp.set_read_timeout(Some(timeout));
@@ -427,7 +431,9 @@ impl HttpsLoad {
         } else {
             ""
         };
-        let targets: std::sync::Arc<Vec<(Vec<u8>, Vec<Vec<u8>>)>> = std::sync::Arc::new(
+        // (request bytes, the bodies allowed for it)
+        type Request = (Vec<u8>, Vec<Vec<u8>>);
+        let targets: std::sync::Arc<Vec<Request>> = std::sync::Arc::new(
             targets
                 .into_iter()
                 .map(|(path, allowed)| {
@@ -589,7 +595,8 @@ fn download(
         if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
         }
-        read(stream, &mut raw).map_err(|e| (format!("{e} before the response head"), Vec::new()))?;
+        read(stream, &mut raw)
+            .map_err(|e| (format!("{e} before the response head"), Vec::new()))?;
     };
     let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
     let status = head.split_whitespace().nth(1).unwrap_or("");
@@ -614,6 +621,14 @@ fn download(
     Ok(raw)
 }
 
+/// How a [`Downloads`] client reads: `rate` bytes/s, and the transfer time from which an early
+/// end with right bytes counts as cut by the edge (`worker_shutdown_timeout`), not failed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pace {
+    pub(crate) rate: usize,
+    pub(crate) cut_after: Duration,
+}
+
 impl Downloads {
     pub(crate) fn start(
         addr: SocketAddr,
@@ -621,10 +636,10 @@ impl Downloads {
         host: &str,
         path: &str,
         expected: std::sync::Arc<Vec<u8>>,
-        rate: usize,
-        cut_after: Duration,
+        pace: Pace,
         threads: usize,
     ) -> Downloads {
+        let Pace { rate, cut_after } = pace;
         use sha2::Digest;
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -651,10 +666,8 @@ impl Downloads {
                             Ok(body) if sha2::Sha256::digest(&body) == want => r.complete += 1,
                             Ok(body) => {
                                 r.failed += 1;
-                                r.first_error.get_or_insert(format!(
-                                    "{} bytes, wrong sha256",
-                                    body.len()
-                                ));
+                                r.first_error
+                                    .get_or_insert(format!("{} bytes, wrong sha256", body.len()));
                             }
                             Err((e, body))
                                 if !body.is_empty()
@@ -761,7 +774,10 @@ impl H2Load {
                             .arg(&cacert)
                             .arg("--resolve")
                             .arg(format!("{host}:{https_port}:127.0.0.1"))
-                            .args(["-w", "%{http_code} %{http_version} %{filename_effective}\\n"]);
+                            .args([
+                                "-w",
+                                "%{http_code} %{http_version} %{filename_effective}\\n",
+                            ]);
                         for (i, (path, _)) in targets.iter().enumerate() {
                             let _ = std::fs::remove_file(dir.path().join(i.to_string()));
                             cmd.arg("-o")
