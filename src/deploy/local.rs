@@ -171,9 +171,22 @@ async fn deploy_locked(
     // A switch interrupted between writing the edge's config and its reload (sitebuild killed,
     // the engine stalled) leaves the edge routing to the previous container while its volume
     // names the new one: reload it first, so removing the leftovers below never removes what
-    // the edge still routes to.
+    // the edge still routes to. The shared edge is asked with the project's Host (without it
+    // its own /healthz answers, which names no version: every deploy took that for an
+    // interrupted switch and reloaded the edge once more, found by the soak).
+    let probe_headers = edge.probe_headers();
+    let probe_headers: Vec<(&str, &str)> = probe_headers
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
     if let Some(l) = &live
-        && let Ok(resp) = probe::probe(edge.probe, "/healthz", Duration::from_secs(2)).await
+        && let Ok(resp) = probe::get_ok(
+            edge.probe,
+            "/healthz",
+            &probe_headers,
+            Duration::from_secs(2),
+        )
+        .await
         && resp.header("x-sitebuild-live") != Some(crate::site::short(&l.fingerprint))
     {
         ui.step(format!(

@@ -22,6 +22,7 @@ mod remote;
 mod rules;
 mod shared_edge;
 mod skew;
+mod soak;
 mod ssh;
 mod swarm;
 mod tls;
