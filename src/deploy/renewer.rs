@@ -231,6 +231,13 @@ async fn ensure_image(engine: &Engine, ui: &Ui) -> Result<String> {
     ));
     let rootfs = rootfs(exe)?;
     engine.import_rootfs(rootfs, IMAGE_REPO, &tag).await?;
+    // Other sitebuild versions' renewer images go once this one exists, unless a renewer (of
+    // another edge, not yet redeployed) still runs one: the engine refuses that removal.
+    for old in engine.images_of_repo(IMAGE_REPO).await? {
+        if !old.tags.contains(&reference) {
+            let _ = engine.remove_image(&old.id, false).await;
+        }
+    }
     Ok(reference)
 }
 

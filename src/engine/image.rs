@@ -172,10 +172,17 @@ impl Engine {
         &self,
         wanted: &[(&str, &str)],
     ) -> Result<Vec<ImageInfo>> {
-        let filters: HashMap<&str, Vec<String>> = HashMap::from([(
-            "label",
-            wanted.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        )]);
+        let values = wanted.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        self.images_where("label", values).await
+    }
+
+    /// Images of the repository `repo` (any tag).
+    pub(crate) async fn images_of_repo(&self, repo: &str) -> Result<Vec<ImageInfo>> {
+        self.images_where("reference", vec![repo.to_string()]).await
+    }
+
+    async fn images_where(&self, filter: &str, values: Vec<String>) -> Result<Vec<ImageInfo>> {
+        let filters: HashMap<&str, Vec<String>> = HashMap::from([(filter, values)]);
         let opts = ListImagesOptionsBuilder::new().filters(&filters).build();
         let list = self
             .docker
