@@ -243,6 +243,17 @@ async fn deploy_locked(
     let spec = site_spec(cfg, release, &name, opts);
     let new_id = engine.create(&spec).await?;
     let gate = async {
+        if let Some(conf) = opts.dev_conf.as_deref().filter(|_| opts.dev) {
+            // Into the container's own volume (filled from the image at create): the image
+            // keeps its config; `nginx -t` runs at start and a failure fails the health gate.
+            let (dir, file) = layout::CONF_PATH
+                .rsplit_once('/')
+                .expect("CONF_PATH is absolute");
+            engine
+                .upload_files(&new_id, dir, &[(file, conf.as_bytes())])
+                .await
+                .with_context(|| format!("cannot write the development nginx.conf into {name}"))?;
+        }
         engine.start(&new_id).await?;
         pause_point("after-start", ui).await;
         pause_point("after-candidate", ui).await;
@@ -311,7 +322,7 @@ fn site_spec(cfg: &Config, release: &Release, name: &str, opts: &DeployOptions) 
     let labels = super::preview::labels(cfg, labels).build();
     ContainerSpec::new(name, &release.image, labels)
         .network(naming::network(&cfg.name))
-        .scratch_volume(opts.dev.then_some(layout::SITE_ROOT))
+        .scratch_volume(opts.dev.then_some(layout::IMAGE_DIR))
         .restart()
 }
 
