@@ -35,42 +35,13 @@ use crate::image::{self, Prepared};
 use crate::layout::SITE_ROOT;
 use crate::naming::{self, Labels, roles};
 use crate::site;
-use crate::ui::Ui;
+use crate::ui::{Phases, Ui};
 use livereload::LiveReload;
 use sync::{LivePath, caches_descriptors, can_sync, delta, is_relevant, sync_tar};
 
-/// Quiet time that ends a burst of file events.
-const DEBOUNCE: Duration = Duration::from_millis(40);
-
-/// Where an update's time went, for `-v`.
-struct Phases {
-    last: Instant,
-    done: Vec<(&'static str, Duration)>,
-}
-
-impl Phases {
-    fn start() -> Phases {
-        Phases {
-            last: Instant::now(),
-            done: Vec::new(),
-        }
-    }
-
-    fn mark(&mut self, phase: &'static str) {
-        let now = Instant::now();
-        self.done.push((phase, now - self.last));
-        self.last = now;
-    }
-
-    fn line(&self) -> String {
-        let parts: Vec<String> = self
-            .done
-            .iter()
-            .map(|(p, d)| format!("{p} {:.1} ms", d.as_secs_f64() * 1000.0))
-            .collect();
-        format!("timings: {}", parts.join(", "))
-    }
-}
+/// Quiet time that ends a burst of file events (an editor's save, a generator's output: their
+/// writes come well within it). Events during an update still make one follow-up update.
+const DEBOUNCE: Duration = Duration::from_millis(20);
 
 /// The watch session.
 struct Session {
