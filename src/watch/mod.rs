@@ -5,8 +5,10 @@
 //!   follow-up update. Dotfiles and ignored paths trigger nothing.
 //! - **Fast path** (`sync`): only site files were added or changed → the same tar entries the
 //!   image build would write (bytes, mode, mtime, `.gz`/`.br` siblings: [`context::append_site`]) are
-//!   copied into the live dev container's site volume, and nginx reloads (which also empties its
-//!   open-file cache). Everything else (templates, config, deleted files) takes the **rebuild**
+//!   copied into the live dev container's site volume, and that is all: the container runs the
+//!   image with nginx.conf rendered with `dev` (no `open_file_cache`), so nginx serves the new
+//!   bytes at once (an override template that still caches descriptors gets a reload and the
+//!   wait for old workers). Everything else (templates, config, deleted files) takes the **rebuild**
 //!   path: a real image and the health-gated swap of `deploy`.
 //! - **CSS hot-swap**: when a fast-path update changed only `.css` files, open tabs are told to
 //!   swap those stylesheets (cache-busting query; the old `<link>` goes once the new one
