@@ -190,7 +190,7 @@ async fn deploy_locked(
     t.mark("edge ready + candidate started");
     let (new_id, candidate_started) = candidate?;
     let (edge, live) = match ready {
-        Ok(EdgeReady::Ready { edge, live }) => (edge, live),
+        Ok(EdgeReady::Ready { edge, live }) => (*edge, live),
         Ok(EdgeReady::Unchanged(container)) => {
             engine.remove(&new_id).await?;
             return Ok(Outcome::Unchanged { container });
@@ -270,7 +270,7 @@ enum EdgeReady {
     Unchanged(String),
     /// The edge routes to `live` (if any) and has the config the candidate route needs.
     Ready {
-        edge: edge::Edge,
+        edge: Box<edge::Edge>,
         live: Option<Live>,
     },
 }
@@ -370,7 +370,10 @@ async fn ready_edge(
 
     // The candidate route below needs the edge config of this version.
     edge::refresh(engine, cfg, &edge, live.as_ref(), ui).await?;
-    Ok(EdgeReady::Ready { edge, live })
+    Ok(EdgeReady::Ready {
+        edge: Box::new(edge),
+        live,
+    })
 }
 
 /// A hardened site container: on the private network only, no host port.
