@@ -36,7 +36,7 @@ pub(crate) struct Generated {
 }
 
 /// Every variable of the site template (keep the list in `nginx/nginx.conf.j2` in step).
-const SITE_VARIABLES: &str = "listen_port, server_name, root, mime_types, spa, has_404, gzip_min_length, brotli_module, version, rules_http, rules_server, try_files";
+const SITE_VARIABLES: &str = "listen_port, server_name, root, mime_types, spa, has_404, gzip_min_length, brotli_module, dev, version, rules_http, rules_server, try_files";
 
 /// What the template sees.
 #[derive(Debug, Clone)]
@@ -47,6 +47,8 @@ pub(crate) struct RenderInputs<'a> {
     pub(crate) gzip_min_length: u64,
     /// The base has the static brotli module: its path, for `load_module` (None: gzip only).
     pub(crate) brotli_module: Option<&'static str>,
+    /// The config of `sitebuild watch`'s container, whose files change while it runs.
+    pub(crate) dev: bool,
     pub(crate) generated: &'a Generated,
 }
 
@@ -63,6 +65,7 @@ impl<'a> RenderInputs<'a> {
             has_404,
             gzip_min_length: 256,
             brotli_module: brotli.then_some(crate::layout::BROTLI_STATIC_MODULE),
+            dev: config.dev,
             generated,
         }
     }
@@ -108,6 +111,7 @@ pub(crate) fn render(name: &str, source: &str, inputs: &RenderInputs<'_>) -> Res
         has_404 => inputs.has_404,
         gzip_min_length => inputs.gzip_min_length,
         brotli_module => inputs.brotli_module.unwrap_or(""),
+        dev => inputs.dev,
         version => crate::VERSION,
         rules_http => Value::from_safe_string(g.http.clone()),
         rules_server => Value::from_safe_string(g.server.clone()),
@@ -424,6 +428,7 @@ mod tests {
             has_404: true,
             gzip_min_length: 256,
             brotli_module: None,
+            dev: false,
             generated: generated("", "", RouteOptions::default(), &["404.html"]),
         }
     }

@@ -1,6 +1,7 @@
 //! Terminal output: step lines, `-q` and `-v`.
 
 use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ui {
@@ -46,5 +47,35 @@ impl Ui {
     pub(crate) fn result(&self, msg: impl AsRef<str>) {
         self.clear();
         println!("{}", msg.as_ref());
+    }
+}
+
+/// Where an operation's time went, phase by phase (`watch` and `deploy` print it with `-v`).
+pub(crate) struct Phases {
+    last: Instant,
+    done: Vec<(&'static str, Duration)>,
+}
+
+impl Phases {
+    pub(crate) fn start() -> Phases {
+        Phases {
+            last: Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    pub(crate) fn mark(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        self.done.push((phase, now - self.last));
+        self.last = now;
+    }
+
+    pub(crate) fn line(&self) -> String {
+        let parts: Vec<String> = self
+            .done
+            .iter()
+            .map(|(p, d)| format!("{p} {:.1} ms", d.as_secs_f64() * 1000.0))
+            .collect();
+        format!("timings: {}", parts.join(", "))
     }
 }

@@ -204,6 +204,10 @@ pub(crate) struct Config {
     pub(crate) preview_ttl: u64,
     /// Where each set key's value came from ("…/sitebuild.toml", "`SITEBUILD_PORT`", "--port").
     pub(crate) origin: BTreeMap<&'static str, String>,
+    /// Rendering for the container `sitebuild watch` runs (nginx.conf's `dev`: no descriptor
+    /// cache, so a synced file is served at once). Never from a file or flag: watch sets it on
+    /// a copy to render that container's config; images are always built with `false`.
+    pub(crate) dev: bool,
 }
 
 /// Raw values by key, each with where it came from; later layers replace earlier ones.
@@ -329,6 +333,7 @@ impl Config {
             site_dir: b.value("site_dir", dir)?,
             templates_dir: b.value("templates_dir", dir)?,
             spa: b.value("spa", as_bool)?,
+            dev: false,
             clean_urls: b.value("clean_urls", as_bool)?,
             trailing_slash: b.value("trailing_slash", validate::trailing_slash)?,
             precompress_min_size: b.value("precompress_min_size", validate::size)?,

@@ -23,9 +23,9 @@ use super::{DeployOptions, Outcome, Release, certs, front, lock, probe};
 use crate::config::Config;
 use crate::engine::{ContainerInfo, ContainerSpec, Engine};
 use crate::layout;
-use crate::naming::{self, labels, roles};
+use crate::naming::{self, Labels, labels, roles};
 use crate::site;
-use crate::ui::Ui;
+use crate::ui::{Phases, Ui};
 
 /// Label value of `dev.sitebuild.mode` on site containers.
 fn mode_label(opts: &DeployOptions) -> &'static str {
@@ -152,6 +152,140 @@ async fn deploy_locked(
     ui: &Ui,
 ) -> Result<Outcome> {
     let started = Instant::now();
+    let mut t = Phases::start();
+    // The candidate is created and started while the edge is made ready (the edge's checks,
+    // leftovers, certificates): neither waits for the other, and nothing routes to the
+    // candidate before it passes the health gate below.
+    engine
+        .ensure_network(
+            &naming::network(&cfg.name),
+            &Labels::project(&cfg.name).role(roles::NETWORK).build(),
+        )
+        .await?;
+    let name = naming::site_container(&cfg.name, release.short());
+    let spec = site_spec(cfg, release, &name, opts);
+    let candidate = async {
+        let id = engine.create(&spec).await?;
+        let started = async {
+            if let Some(conf) = opts.dev_conf.as_deref().filter(|_| opts.dev) {
+                // Into the container's own volume (filled from the image at create): the image
+                // keeps its config; `nginx -t` runs at start and a failure fails the health gate.
+                let (dir, file) = layout::CONF_PATH
+                    .rsplit_once('/')
+                    .expect("CONF_PATH is absolute");
+                engine
+                    .upload_files(&id, dir, &[(file, conf.as_bytes())])
+                    .await
+                    .with_context(|| {
+                        format!("cannot write the development nginx.conf into {name}")
+                    })?;
+            }
+            engine.start(&id).await
+        }
+        .await;
+        Ok::<_, anyhow::Error>((id, started))
+    };
+    let (ready, candidate) =
+        tokio::join!(ready_edge(engine, cfg, release, opts, &name, ui), candidate);
+    t.mark("edge ready + candidate started");
+    let (new_id, candidate_started) = candidate?;
+    let (edge, live) = match ready {
+        Ok(EdgeReady::Ready { edge, live }) => (*edge, live),
+        Ok(EdgeReady::Unchanged(container)) => {
+            engine.remove(&new_id).await?;
+            return Ok(Outcome::Unchanged { container });
+        }
+        Err(e) => {
+            let _ = engine.remove(&new_id).await;
+            return Err(e);
+        }
+    };
+    let gate = async {
+        candidate_started?;
+        pause_point("after-start", ui).await;
+        pause_point("after-candidate", ui).await;
+        // Through the edge, which resolves the candidate by name: no reload needed.
+        wait_healthy(
+            engine,
+            &new_id,
+            &edge,
+            &name,
+            Duration::from_secs(cfg.health_timeout),
+        )
+        .await
+    }
+    .await;
+    t.mark("healthy");
+    if let Err(err) = gate {
+        let logs = engine.logs_tail(&new_id, 20).await;
+        let _ = engine.remove(&new_id).await;
+        let kept = match &live {
+            Some(l) => format!(
+                "; {} is still live and was never stopped",
+                crate::site::short(&l.fingerprint)
+            ),
+            None => String::new(),
+        };
+        let logs = if logs.trim().is_empty() {
+            String::new()
+        } else {
+            format!("\nlast output of {name}:\n{}", logs.trim_end())
+        };
+        return Err(err.context(format!("{name} did not become healthy{kept}{logs}")));
+    }
+
+    // Switch: from here on the new version serves.
+    let new_live = Live {
+        container: name.clone(),
+        fingerprint: release.fingerprint.clone(),
+    };
+    front::apply(engine, cfg, &edge, Some(&new_live), ui).await?;
+    t.mark("switched");
+    edge::wait_live(&edge, &release.fingerprint).await?;
+    t.mark("live");
+    ui.detail(t.line());
+    pause_point("after-switch", ui).await;
+
+    let mut replaced = None;
+    if let Some(old) = live {
+        if cfg.drain > 0 {
+            ui.detail(format!("draining {} for {} s", old.container, cfg.drain));
+            tokio::time::sleep(Duration::from_secs(cfg.drain)).await;
+        }
+        engine.stop(&old.container, Duration::from_secs(10)).await?;
+        engine.remove(&old.container).await?;
+        replaced = Some(old.container);
+    }
+    super::prune_images(engine, cfg, &release.fingerprint, ui).await?;
+    Ok(Outcome::Deployed {
+        container: name,
+        replaced,
+        took: started.elapsed(),
+    })
+}
+
+/// The edge, made ready for a candidate.
+enum EdgeReady {
+    /// `release` is live already, in this mode: the edge was re-applied, nothing else to do.
+    Unchanged(String),
+    /// The edge routes to `live` (if any) and has the config the candidate route needs.
+    Ready {
+        edge: Box<edge::Edge>,
+        live: Option<Live>,
+    },
+}
+
+/// Everything before the health gate that concerns the edge: a running edge, the live version
+/// it records (an interrupted switch finished), leftovers of interrupted runs removed (never
+/// `candidate`, which the caller starts meanwhile), certificates, and this version's config.
+async fn ready_edge(
+    engine: &Engine,
+    cfg: &Config,
+    release: &Release,
+    opts: &DeployOptions,
+    candidate: &str,
+    ui: &Ui,
+) -> Result<EdgeReady> {
     let mut edge = front::ensure(engine, cfg, opts.livereload.clone(), ui).await?;
     let mut live = edge::read_live(engine, &edge).await?;
     if let Some(l) = &live {
@@ -200,7 +334,7 @@ async fn deploy_locked(
 
     // Converge: anything that is not the live site is a leftover of an interrupted run.
     for c in site_containers(engine, &cfg.name).await? {
-        if live.as_ref().is_none_or(|l| l.container != c.name) {
+        if c.name != candidate && live.as_ref().is_none_or(|l| l.container != c.name) {
             ui.step(format!(
                 "removing leftover {} from an interrupted deploy",
                 c.name
@@ -244,74 +378,14 @@ async fn deploy_locked(
         && live_mode_ok
     {
         front::apply(engine, cfg, &edge, Some(l), ui).await?;
-        return Ok(Outcome::Unchanged {
-            container: l.container.clone(),
-        });
+        return Ok(EdgeReady::Unchanged(l.container.clone()));
     }
 
     // The candidate route below needs the edge config of this version.
     front::refresh(engine, cfg, &edge, live.as_ref(), ui).await?;
-
-    let name = naming::site_container(&cfg.name, release.short());
-    let spec = site_spec(cfg, release, &name, opts);
-    let new_id = engine.create(&spec).await?;
-    let gate = async {
-        engine.start(&new_id).await?;
-        pause_point("after-start", ui).await;
-        pause_point("after-candidate", ui).await;
-        // Through the edge, which resolves the candidate by name: no reload needed.
-        wait_healthy(
-            engine,
-            &new_id,
-            &edge,
-            &name,
-            Duration::from_secs(cfg.health_timeout),
-        )
-        .await
-    }
-    .await;
-    if let Err(err) = gate {
-        let logs = engine.logs_tail(&new_id, 20).await;
-        let _ = engine.remove(&new_id).await;
-        let kept = match &live {
-            Some(l) => format!(
-                "; {} is still live and was never stopped",
-                crate::site::short(&l.fingerprint)
-            ),
-            None => String::new(),
-        };
-        let logs = if logs.trim().is_empty() {
-            String::new()
-        } else {
-            format!("\nlast output of {name}:\n{}", logs.trim_end())
-        };
-        return Err(err.context(format!("{name} did not become healthy{kept}{logs}")));
-    }
-
-    // Switch: from here on the new version serves.
-    let new_live = Live {
-        container: name.clone(),
-        fingerprint: release.fingerprint.clone(),
-    };
-    front::apply(engine, cfg, &edge, Some(&new_live), ui).await?;
-    edge::wait_live(&edge, &release.fingerprint).await?;
-    pause_point("after-switch", ui).await;
-
-    let mut replaced = None;
-    if let Some(old) = live {
-        if cfg.drain > 0 {
-            ui.detail(format!("draining {} for {} s", old.container, cfg.drain));
-            tokio::time::sleep(Duration::from_secs(cfg.drain)).await;
-        }
-        engine.stop(&old.container, Duration::from_secs(10)).await?;
-        engine.remove(&old.container).await?;
-        replaced = Some(old.container);
-    }
-    super::prune_images(engine, cfg, &release.fingerprint, ui).await?;
-    Ok(Outcome::Deployed {
-        container: name,
-        replaced,
-        took: started.elapsed(),
+    Ok(EdgeReady::Ready {
+        edge: Box::new(edge),
+        live,
     })
 }
 
@@ -325,7 +399,7 @@ fn site_spec(cfg: &Config, release: &Release, name: &str, opts: &DeployOptions) 
         .build();
     ContainerSpec::new(name, &release.image, labels)
         .network(naming::network(&cfg.name))
-        .scratch_volume(opts.dev.then_some(layout::SITE_ROOT))
+        .scratch_volume(opts.dev.then_some(layout::IMAGE_DIR))
         .restart()
 }
 
@@ -339,7 +413,7 @@ async fn wait_healthy(
     timeout: Duration,
 ) -> Result<()> {
     let mut last = String::new();
-    let healthy = probe::poll_until(timeout, Duration::from_millis(50), async || {
+    let healthy = probe::poll_eagerly(timeout, async || {
         {
             let info = engine.container(id).await?;
             if info.restart_count > 0 || !(info.is_running() || info.state == "created") {

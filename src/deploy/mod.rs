@@ -58,9 +58,12 @@ impl From<&Prepared> for Release {
 /// How to deploy: production, or `sitebuild watch`'s development mode.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DeployOptions {
-    /// Site containers get a writable site directory (a fresh volume filled from the image) so
-    /// `watch` can sync files into them; the image is the same.
+    /// Site containers get a writable copy of the image's site directory and config (a fresh
+    /// volume filled from the image) so `watch` can sync files into them; the image is the same.
     pub(crate) dev: bool,
+    /// With `dev`: the nginx.conf the container runs instead of the image's (rendered with
+    /// `dev`: no descriptor cache, so synced files are served without a reload).
+    pub(crate) dev_conf: Option<String>,
     /// `ip:port` of watch's live-reload server, proxied by the edge (dev only).
     pub(crate) livereload: Option<String>,
 }

@@ -77,17 +77,51 @@ pub(crate) async fn probe(
 pub(crate) async fn poll_until<T>(
     limit: Duration,
     every: Duration,
+    attempt: impl AsyncFnMut() -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    poll_with(limit, |_| every, attempt).await
+}
+
+/// [`poll_until`] for what a deploy's edit → live waits on (a candidate's health, the switch):
+/// every [`EAGER_EVERY`] during the first [`EAGER_FOR`] (such waits usually end within it),
+/// then every [`SLOW_EVERY`]. The gate is the same, only answered sooner.
+pub(crate) async fn poll_eagerly<T>(
+    limit: Duration,
+    attempt: impl AsyncFnMut() -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    poll_with(limit, eager_cadence, attempt).await
+}
+
+pub(crate) const EAGER_EVERY: Duration = Duration::from_millis(10);
+pub(crate) const EAGER_FOR: Duration = Duration::from_secs(1);
+pub(crate) const SLOW_EVERY: Duration = Duration::from_millis(50);
+
+/// The pause after an attempt made `elapsed` into an eager wait.
+fn eager_cadence(elapsed: Duration) -> Duration {
+    if elapsed < EAGER_FOR {
+        EAGER_EVERY
+    } else {
+        SLOW_EVERY
+    }
+}
+
+/// The loop of [`poll_until`]: `cadence(elapsed)` is the pause after an attempt.
+async fn poll_with<T>(
+    limit: Duration,
+    cadence: impl Fn(Duration) -> Duration,
     mut attempt: impl AsyncFnMut() -> Result<Option<T>>,
 ) -> Result<Option<T>> {
-    let deadline = Instant::now() + limit;
+    let started = Instant::now();
+    let deadline = started + limit;
     loop {
         if let Some(v) = attempt().await? {
             return Ok(Some(v));
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             return Ok(None);
         }
-        tokio::time::sleep(every).await;
+        tokio::time::sleep(cadence(now - started)).await;
     }
 }
 
@@ -141,5 +175,13 @@ mod tests {
         )
         .await;
         assert!(err.is_err());
+        assert_eq!(eager_cadence(Duration::ZERO), EAGER_EVERY);
+        assert_eq!(eager_cadence(EAGER_FOR), SLOW_EVERY);
+        // An eager wait gives up at its limit like any other.
+        let started = Instant::now();
+        let none: Option<()> = poll_eagerly(Duration::from_millis(30), async || Ok(None))
+            .await
+            .unwrap();
+        assert!(none.is_none() && started.elapsed() < Duration::from_secs(1));
     }
 }

@@ -5,8 +5,10 @@
 //!   follow-up update. Dotfiles and ignored paths trigger nothing.
 //! - **Fast path** (`sync`): only site files were added or changed → the same tar entries the
 //!   image build would write (bytes, mode, mtime, `.gz`/`.br` siblings: [`context::append_site`]) are
-//!   copied into the live dev container's site volume, and nginx reloads (which also empties its
-//!   open-file cache). Everything else (templates, config, deleted files) takes the **rebuild**
+//!   copied into the live dev container's site volume, and that is all: the container runs the
+//!   image with nginx.conf rendered with `dev` (no `open_file_cache`), so nginx serves the new
+//!   bytes at once (an override template that still caches descriptors gets a reload and the
+//!   wait for old workers). Everything else (templates, config, deleted files) takes the **rebuild**
 //!   path: a real image and the health-gated swap of `deploy`.
 //! - **CSS hot-swap**: when a fast-path update changed only `.css` files, open tabs are told to
 //!   swap those stylesheets (cache-busting query; the old `<link>` goes once the new one
@@ -35,12 +37,13 @@ use crate::image::{self, Prepared};
 use crate::layout::SITE_ROOT;
 use crate::naming::{self, Labels, roles};
 use crate::site;
-use crate::ui::Ui;
+use crate::ui::{Phases, Ui};
 use livereload::LiveReload;
-use sync::{LivePath, can_sync, delta, is_relevant, sync_tar};
+use sync::{LivePath, caches_descriptors, can_sync, delta, is_relevant, sync_tar};
 
-/// Quiet time that ends a burst of file events.
-const DEBOUNCE: Duration = Duration::from_millis(40);
+/// Quiet time that ends a burst of file events (an editor's save, a generator's output: their
+/// writes come well within it). Events during an update still make one follow-up update.
+const DEBOUNCE: Duration = Duration::from_millis(20);
 
 /// The watch session.
 struct Session {
@@ -51,6 +54,9 @@ struct Session {
     livereload: Option<LiveReload>,
     /// The version live now and the container serving it.
     last: Option<(Prepared, String)>,
+    /// The live container's nginx caches descriptors (an override template without `dev`):
+    /// a sync must reload it.
+    reload_on_sync: bool,
     generation: u64,
     /// The last update failed: the next good state says so ("live again").
     failed: bool,
@@ -141,6 +147,7 @@ pub(crate) async fn run(
         ui,
         livereload,
         last: None,
+        reload_on_sync: true,
         generation: 0,
         failed: false,
     };
@@ -205,9 +212,10 @@ async fn connect_retrying(ui: &Ui) -> Engine {
 }
 
 impl Session {
-    fn deploy_options(&self) -> DeployOptions {
+    fn deploy_options(&self, dev_conf: String) -> DeployOptions {
         DeployOptions {
             dev: true,
+            dev_conf: Some(dev_conf),
             livereload: self.livereload.as_ref().map(|l| l.addr.to_string()),
         }
     }
@@ -280,9 +288,11 @@ impl Session {
     }
 
     async fn try_update(&mut self, initial: bool) -> Result<Option<(Prepared, LivePath)>> {
+        let mut t = Phases::start();
         let cfg = Config::load(&self.dir, &self.overrides)?;
         // Bad input fails before the engine is asked what the base supports.
         let p = image::prepare(&cfg, image::BaseSupport::default())?;
+        t.mark("prepare");
         let base = match image::base_support(&self.engine, &cfg).await {
             Ok(base) => base,
             // The engine may be restarting: reconnect once and ask again.
@@ -294,6 +304,7 @@ impl Session {
             Err(e) => return Err(e),
         };
         let p = p.with_base(base)?;
+        t.mark("base");
         if let Some((last, container)) = &self.last {
             if last.fingerprint == p.fingerprint && !initial {
                 return Ok(None);
@@ -301,8 +312,9 @@ impl Session {
             let d = delta(last, &p);
             if can_sync(last, &p, &d) {
                 let container = container.clone();
-                match self.sync(&p, &d.changed, &container).await {
+                match self.sync(&p, &d.changed, &container, &mut t).await {
                     Ok(files) => {
+                        self.ui.detail(t.line());
                         self.last = Some((p.clone(), container));
                         // Only stylesheets: tabs swap them in place, page state kept.
                         let css = livereload::only_stylesheets(&d.changed);
@@ -324,29 +336,61 @@ impl Session {
         }
         // No skew protection in development: a rebuild stays as fast as it can be.
         image::ensure_image(&self.engine, &p, &self.ui, false).await?;
+        // The container runs the image with the development config (no descriptor cache).
+        let dev = Config {
+            dev: true,
+            ..cfg.clone()
+        };
+        let dev_conf = image::render_nginx(&dev, &p.site.not_found_pages(), p.base)?;
         let outcome = deploy::deploy_dev(
             &self.engine,
             &cfg,
             &Release::from(&p),
-            &self.deploy_options(),
+            &self.deploy_options(dev_conf),
             &self.ui,
         )
         .await?;
         let container = match outcome {
             Outcome::Unchanged { container } | Outcome::Deployed { container, .. } => container,
         };
+        // What the container runs decides, not what was rendered: an unchanged container may
+        // come from an earlier session (or an older sitebuild).
+        let running = self
+            .engine
+            .download_file(&container, crate::layout::CONF_PATH)
+            .await
+            .ok()
+            .flatten();
+        self.reload_on_sync =
+            running.is_none_or(|c| caches_descriptors(&String::from_utf8_lossy(&c)));
         self.last = Some((p.clone(), container));
         Ok(Some((p, LivePath::Rebuild)))
     }
 
-    /// Copy the changed files (and their .gz siblings) into the dev container, reload nginx.
-    async fn sync(&self, p: &Prepared, files: &BTreeSet<String>, container: &str) -> Result<usize> {
+    /// Copy the changed files (and their .gz siblings) into the dev container; reload its nginx
+    /// only when its config caches descriptors (an override template without `dev`).
+    async fn sync(
+        &self,
+        p: &Prepared,
+        files: &BTreeSet<String>,
+        container: &str,
+        t: &mut Phases,
+    ) -> Result<usize> {
         let (tar, summary) = sync_tar(p, files)?;
+        t.mark("tar");
+        // The engine answers once every file is in place: from here on a request gets the new
+        // bytes, as nginx opens each file per request in the development config.
         self.engine.upload_tar(container, SITE_ROOT, tar).await?;
+        t.mark("upload");
+        if !self.reload_on_sync {
+            return Ok(summary.files);
+        }
         let old = deploy::edge::accepting_workers(&self.engine, container).await?;
+        t.mark("workers");
         // SIGHUP to nginx's master (the container's main process) is `nginx -s reload`
         // without an exec, which costs ~60 ms here: new workers, open_file_cache emptied.
         self.engine.signal(container, "HUP").await?;
+        t.mark("hup");
         // The reload is asynchronous, and an old worker keeps its open_file_cache (60 s: the
         // replaced file's old descriptor). A tab told to reload while an old worker still
         // takes requests can get the old page (over the edge's kept-alive connection) and
@@ -361,6 +405,7 @@ impl Session {
             },
         )
         .await?;
+        t.mark("old workers gone");
         if gone.is_none() {
             self.ui.step(
                 "nginx's old workers still take requests after 3 s: a tab may show the previous \

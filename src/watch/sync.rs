@@ -112,6 +112,20 @@ pub(crate) fn sync_tar(
     Ok((tar.into_inner()?, summary))
 }
 
+/// Does this nginx config cache open descriptors or lookups (`open_file_cache` on)? Then a file
+/// replaced while nginx runs is served stale until a reload. The built-in template renders
+/// none for watch's container (`dev`); an override template may still have one.
+pub(crate) fn caches_descriptors(conf: &str) -> bool {
+    conf.lines().any(|line| {
+        let code = line.split('#').next().unwrap_or("");
+        let mut words = code.split_whitespace();
+        words.next() == Some("open_file_cache")
+            && words
+                .next()
+                .is_some_and(|v| v.trim_end_matches(';') != "off")
+    })
+}
+
 /// Does a changed path matter to the site? (Dotfiles, paths `ignore` matches, and files outside
 /// the site, templates and config do not.) `ignore` is the site's `.sitebuildignore`, read once
 /// per burst.
@@ -146,6 +160,40 @@ mod tests {
     fn prepared(dir: &Path) -> Prepared {
         let cfg = Config::load_with_env(dir, &Overrides::default(), &Default::default()).unwrap();
         image::prepare(&cfg, image::BaseSupport::default()).unwrap()
+    }
+
+    #[test]
+    fn only_the_development_config_serves_synced_files_without_a_reload() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("site")).unwrap();
+        std::fs::write(d.path().join("site/index.html"), "hi").unwrap();
+        let p = prepared(d.path());
+        assert!(
+            caches_descriptors(&p.nginx_conf),
+            "images keep open_file_cache"
+        );
+        let dev = Config {
+            dev: true,
+            ..p.config.clone()
+        };
+        let conf = image::render_nginx(&dev, &p.site.not_found_pages(), p.base).unwrap();
+        assert!(!caches_descriptors(&conf), "{conf}");
+        assert!(!conf.contains("open_file_cache"), "{conf}");
+        // Everything else is the image's config.
+        let strip = |c: &str| -> String {
+            c.lines()
+                .filter(|l| !l.contains("open_file_cache") && !l.trim_start().starts_with('#'))
+                .filter(|l| !l.trim().is_empty())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(strip(&conf), strip(&p.nginx_conf));
+        assert!(!caches_descriptors(
+            "open_file_cache off;\n# open_file_cache max=1;\n"
+        ));
+        assert!(caches_descriptors(
+            "    open_file_cache   max=10 inactive=1s; # x\n"
+        ));
     }
 
     #[test]
