@@ -26,6 +26,29 @@ pub(crate) const ACCOUNT_FILE: &str = "acme/account.json";
 /// An HTTP-01 answer: `<prefix><token>`.
 pub(crate) const CHALLENGE_PREFIX: &str = "acme/acme-challenge-";
 
+/// With the answers in place: tell the ACME server, wait until it validated them (90 s),
+/// finalize and fetch the chain (a minute). Returns (chain, key). The deploy and the renewer
+/// (`renew_daemon.rs`) both end an order here.
+pub(crate) async fn complete_order(order: &mut instant_acme::Order) -> Result<(String, String)> {
+    acme::set_ready(order).await?;
+    probe::poll_until(
+        Duration::from_secs(90),
+        Duration::from_millis(500),
+        async || acme::check_ready(order).await,
+    )
+    .await?
+    .context("the ACME server did not validate the challenges within 90 s")?;
+    let key = acme::finalize(order).await?;
+    let chain = probe::poll_until(
+        Duration::from_mins(1),
+        Duration::from_millis(500),
+        async || acme::certificate(order).await,
+    )
+    .await?
+    .context("the ACME server did not issue the certificate within a minute")?;
+    Ok((chain, key))
+}
+
 /// Why `cert` must be replaced for `domains` at `now`; None: it is good.
 pub(crate) fn needs_issuance(
     info: &CertInfo,
@@ -156,26 +179,7 @@ async fn issue(engine: &Engine, cfg: &Config, edge: &Edge) -> Result<(String, St
         .map(|(n, a)| (n.as_str(), a.key_authorization.as_bytes()))
         .collect();
     engine.upload_files(&edge.id, EDGE_DIR, &files).await?;
-    let result: Result<(String, String)> = async {
-        acme::set_ready(&mut order).await?;
-        let ready = probe::poll_until(
-            Duration::from_secs(90),
-            Duration::from_millis(500),
-            async || acme::check_ready(&mut order).await,
-        )
-        .await?;
-        ready.context("the ACME server did not validate the challenges within 90 s")?;
-        let key = acme::finalize(&mut order).await?;
-        let chain = probe::poll_until(
-            Duration::from_mins(1),
-            Duration::from_millis(500),
-            async || acme::certificate(&mut order).await,
-        )
-        .await?
-        .context("the ACME server did not issue the certificate within a minute")?;
-        Ok((chain, key))
-    }
-    .await;
+    let result = complete_order(&mut order).await;
     // The answers are single-use; a failed removal only leaves a few stale bytes.
     let paths: Vec<String> = names.iter().map(|n| format!("{EDGE_DIR}/{n}")).collect();
     let _ = edge::remove_paths(engine, edge, &paths).await;

@@ -61,6 +61,21 @@ pub(crate) async fn with_state(engine: &Engine, cfg: &Config, edge: Edge) -> Res
     } else {
         None
     };
+    with_cert(engine, edge, acme_cert).await
+}
+
+/// `edge` with the project's state as it is in the edge's volume (nothing is made: no stored
+/// certificate stays None).
+pub(crate) async fn with_stored_state(engine: &Engine, cfg: &Config, edge: Edge) -> Result<Edge> {
+    let acme_cert = if matches!(cfg.tls, Tls::Acme) {
+        stored(engine, &edge).await?
+    } else {
+        None
+    };
+    with_cert(engine, edge, acme_cert).await
+}
+
+async fn with_cert(engine: &Engine, edge: Edge, acme_cert: Option<CertKey>) -> Result<Edge> {
     let maintenance = edge::read_maintenance(engine, &edge).await?;
     Ok(Edge {
         acme_cert,

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 
 use super::edge::{self, EDGE_CONF, EDGE_DIR, Edge, LIVE_FILE, Live};
 use super::{edge_state, probe, shared_edge};
-use crate::config::{Config, Tls};
+use crate::config::Config;
 use crate::engine::{ContainerInfo, ContainerSpec, Engine, Publish};
 use crate::layout::{self, CONTAINER_PORT};
 use crate::naming::{self, Labels, labels, roles};
@@ -171,17 +171,7 @@ pub(crate) async fn attach(engine: &Engine, cfg: &Config, info: &ContainerInfo) 
         },
         maintenance: None,
     };
-    let acme_cert = if matches!(cfg.tls, Tls::Acme) {
-        edge_state::stored(engine, &edge).await?
-    } else {
-        None
-    };
-    let maintenance = edge::read_maintenance(engine, &edge).await?;
-    Ok(Edge {
-        acme_cert,
-        maintenance,
-        ..edge
-    })
+    edge_state::with_stored_state(engine, cfg, edge).await
 }
 
 /// Point the project's edge at `live`: write the config, `nginx -t` it, reload gracefully. A

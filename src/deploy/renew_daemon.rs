@@ -17,9 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use super::certs::{ACCOUNT_FILE, CHALLENGE_PREFIX};
+use super::certs::{self, ACCOUNT_FILE, CHALLENGE_PREFIX};
 use super::edge::{CERT_FILE, KEY_FILE};
-use super::probe;
 use super::renewer::{self, RenewSpec, SPEC_FILE};
 use crate::acme;
 use crate::config::Acme;
@@ -243,26 +242,7 @@ async fn issue(pdir: &Path, spec: &RenewSpec) -> Result<(String, String)> {
     for (path, a) in paths.iter().zip(&answers) {
         write_atomic(path, a.key_authorization.as_bytes(), 0o644)?;
     }
-    let result: Result<(String, String)> = async {
-        acme::set_ready(&mut order).await?;
-        probe::poll_until(
-            Duration::from_secs(90),
-            Duration::from_millis(500),
-            async || acme::check_ready(&mut order).await,
-        )
-        .await?
-        .context("the ACME server did not validate the challenges within 90 s")?;
-        let key = acme::finalize(&mut order).await?;
-        let chain = probe::poll_until(
-            Duration::from_mins(1),
-            Duration::from_millis(500),
-            async || acme::certificate(&mut order).await,
-        )
-        .await?
-        .context("the ACME server did not issue the certificate within a minute")?;
-        Ok((chain, key))
-    }
-    .await;
+    let result = certs::complete_order(&mut order).await;
     for path in &paths {
         let _ = std::fs::remove_file(path);
     }

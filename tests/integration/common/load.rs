@@ -135,6 +135,25 @@ pub(crate) struct KeepAliveReport {
 }
 
 impl KeepAliveReport {
+    /// The counts of several clients together (the first error seen kept).
+    fn sum(reports: impl Iterator<Item = KeepAliveReport>) -> KeepAliveReport {
+        let mut total = KeepAliveReport::default();
+        for r in reports {
+            total.ok += r.ok;
+            total.socket_errors += r.socket_errors;
+            total.non_2xx += r.non_2xx;
+            total.unexpected_body += r.unexpected_body;
+            total.connections += r.connections;
+            total.closes += r.closes;
+            if total.first_error.is_none() {
+                total.first_error = r.first_error;
+            }
+        }
+        total
+    }
+}
+
+impl KeepAliveReport {
     pub(crate) fn failures(&self) -> u64 {
         self.socket_errors + self.non_2xx + self.unexpected_body
     }
@@ -330,20 +349,7 @@ impl KeepAliveLoad {
 
     pub(crate) fn finish(self) -> KeepAliveReport {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let mut total = KeepAliveReport::default();
-        for t in self.threads {
-            let r = t.join().unwrap();
-            total.ok += r.ok;
-            total.socket_errors += r.socket_errors;
-            total.non_2xx += r.non_2xx;
-            total.unexpected_body += r.unexpected_body;
-            total.connections += r.connections;
-            total.closes += r.closes;
-            if total.first_error.is_none() {
-                total.first_error = r.first_error;
-            }
-        }
-        total
+        KeepAliveReport::sum(self.threads.into_iter().map(|t| t.join().unwrap()))
     }
 }
 
@@ -578,20 +584,7 @@ impl HttpsLoad {
 
     pub(crate) fn finish(self) -> KeepAliveReport {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let mut total = KeepAliveReport::default();
-        for t in self.threads {
-            let r = t.join().unwrap();
-            total.ok += r.ok;
-            total.socket_errors += r.socket_errors;
-            total.non_2xx += r.non_2xx;
-            total.unexpected_body += r.unexpected_body;
-            total.connections += r.connections;
-            total.closes += r.closes;
-            if total.first_error.is_none() {
-                total.first_error = r.first_error;
-            }
-        }
-        total
+        KeepAliveReport::sum(self.threads.into_iter().map(|t| t.join().unwrap()))
     }
 }
 
