@@ -135,6 +135,47 @@ pub(crate) struct KeepAliveReport {
 }
 
 impl KeepAliveReport {
+    /// Count one request/response on a kept-alive connection (`allowed`: is this body one of
+    /// the expected ones). True when the connection is done: an error, or the server's close.
+    fn record(
+        &mut self,
+        exchange: Result<(u16, Vec<u8>, bool), String>,
+        allowed: impl Fn(&[u8]) -> bool,
+    ) -> bool {
+        match exchange {
+            Err(e) => {
+                self.socket_errors += 1;
+                self.first_error.get_or_insert(format!(
+                    "request {} on connection {}: {e}",
+                    self.ok + 1,
+                    self.connections
+                ));
+                true
+            }
+            Ok((status, body, close)) => {
+                if !(200..300).contains(&status) {
+                    self.non_2xx += 1;
+                    self.first_error.get_or_insert(format!(
+                        "status {status}: {}",
+                        String::from_utf8_lossy(&body)
+                    ));
+                } else if allowed(&body) {
+                    self.ok += 1;
+                } else {
+                    self.unexpected_body += 1;
+                    self.first_error.get_or_insert(format!(
+                        "unexpected body: {}",
+                        String::from_utf8_lossy(&body)
+                    ));
+                }
+                if close {
+                    self.closes += 1;
+                }
+                close
+            }
+        }
+    }
+
     /// The counts of several clients together (the first error seen kept).
     fn sum(reports: impl Iterator<Item = KeepAliveReport>) -> KeepAliveReport {
         let mut total = KeepAliveReport::default();
@@ -304,37 +345,9 @@ impl KeepAliveLoad {
                                 }
                             }
                         };
-                        match keepalive_exchange(stream, &mut buf, &request) {
-                            Err(e) => {
-                                r.socket_errors += 1;
-                                r.first_error.get_or_insert(format!(
-                                    "request {} on connection {}: {e}",
-                                    r.ok + 1,
-                                    r.connections
-                                ));
-                                conn = None;
-                            }
-                            Ok((status, body, close)) => {
-                                if !(200..300).contains(&status) {
-                                    r.non_2xx += 1;
-                                    r.first_error.get_or_insert(format!(
-                                        "status {status}: {}",
-                                        String::from_utf8_lossy(&body)
-                                    ));
-                                } else if allowed.lock().unwrap().contains(&body) {
-                                    r.ok += 1;
-                                } else {
-                                    r.unexpected_body += 1;
-                                    r.first_error.get_or_insert(format!(
-                                        "unexpected body: {}",
-                                        String::from_utf8_lossy(&body)
-                                    ));
-                                }
-                                if close {
-                                    r.closes += 1;
-                                    conn = None;
-                                }
-                            }
+                        let exchange = keepalive_exchange(stream, &mut buf, &request);
+                        if r.record(exchange, |b| allowed.lock().unwrap().iter().any(|a| a == b)) {
+                            conn = None;
                         }
                     }
                     r
@@ -537,39 +550,10 @@ impl HttpsLoad {
                                 }
                             },
                         };
-                        match keepalive_exchange(stream.as_mut(), &mut buf, request) {
-                            Err(e) => {
-                                r.socket_errors += 1;
-                                r.first_error.get_or_insert(format!(
-                                    "request {} on connection {}: {e}",
-                                    r.ok + 1,
-                                    r.connections
-                                ));
-                                conn = None;
-                            }
-                            Ok((status, body, close)) => {
-                                if !(200..300).contains(&status) {
-                                    r.non_2xx += 1;
-                                    r.first_error.get_or_insert(format!(
-                                        "status {status}: {}",
-                                        String::from_utf8_lossy(&body)
-                                    ));
-                                } else if allowed.contains(&body) {
-                                    r.ok += 1;
-                                } else {
-                                    r.unexpected_body += 1;
-                                    r.first_error.get_or_insert(format!(
-                                        "unexpected body: {}",
-                                        String::from_utf8_lossy(&body)
-                                    ));
-                                }
-                                if close {
-                                    r.closes += 1;
-                                }
-                                if close || mode == Connections::New {
-                                    conn = None;
-                                }
-                            }
+                        let exchange = keepalive_exchange(stream.as_mut(), &mut buf, request);
+                        let dropped = r.record(exchange, |b| allowed.iter().any(|a| a == b));
+                        if dropped || mode == Connections::New {
+                            conn = None;
                         }
                     }
                     r
