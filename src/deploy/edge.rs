@@ -33,6 +33,8 @@ pub(crate) const LIVE_FILE: &str = "live";
 pub(crate) const MAINTENANCE_FILE: &str = "maintenance";
 /// The page served with 503 in maintenance mode.
 pub(crate) const MAINTENANCE_PAGE: &str = "maintenance.html";
+/// Directory of the projects' parts in the shared edge's volume.
+pub(crate) const PROJECTS: &str = "projects";
 /// A project's part of the shared edge's config (in its `projects/<name>/`).
 pub(crate) const SITE_CONF: &str = "site.conf";
 /// The project's ACME directory in the edge's volume (owned by the edge's user).

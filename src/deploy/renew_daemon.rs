@@ -15,50 +15,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde::{Deserialize, Serialize};
 
 use super::certs::{self, ACCOUNT_FILE, CHALLENGE_PREFIX};
 use super::edge::{CERT_FILE, KEY_FILE};
-use super::renewer::{self, RenewSpec, SPEC_FILE};
+use super::renewer::{self, RenewSpec, RenewStatus, SPEC_FILE, STATUS_FILE};
 use crate::acme;
 use crate::config::Acme;
 use crate::tls::{self, CertInfo};
-
-/// The renewer's last result for a project (`acme/renewer.json`).
-pub(crate) const STATUS_FILE: &str = "acme/renewer.json";
-
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
-pub(crate) struct RenewStatus {
-    /// Unix seconds of the last check.
-    pub(crate) last_attempt: u64,
-    /// `renewed`, `not due`, `waiting` (no certificate issued by a deploy yet) or `failed`.
-    pub(crate) result: String,
-    /// What happened (the error chain when failed).
-    pub(crate) detail: String,
-    /// Unix seconds of the next check.
-    pub(crate) next_try: u64,
-    /// Failures in a row.
-    pub(crate) failures: u32,
-}
-
-impl RenewStatus {
-    /// One line for `status`.
-    pub(crate) fn line(&self) -> String {
-        let at = |s: u64| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(s));
-        let failures = if self.failures > 0 {
-            format!(", {} failure(s) in a row", self.failures)
-        } else {
-            String::new()
-        };
-        format!(
-            "renewer {} at {} ({}){failures}; next check {}",
-            self.result,
-            at(self.last_attempt),
-            self.detail,
-            at(self.next_try)
-        )
-    }
-}
 
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -73,7 +36,7 @@ enum Checked {
 
 /// Run forever: check every project under `dir/projects` every `interval`.
 pub(crate) async fn run(dir: &Path, interval: Duration, force: bool) -> Result<()> {
-    let projects = dir.join(super::shared_edge::PROJECTS);
+    let projects = dir.join(super::edge::PROJECTS);
     let mut failures: HashMap<String, u32> = HashMap::new();
     eprintln!(
         "sitebuild renewer: checking {} every {} s{}",

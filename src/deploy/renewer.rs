@@ -21,7 +21,7 @@
 //! the next deploy), removed with the edge.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -332,6 +332,42 @@ pub(crate) fn next_wait(interval: Duration, failures: u32, seed: u64) -> Duratio
     let fifth = u64::try_from(interval.as_millis() / 5).unwrap_or(u64::MAX);
     let jitter = if fifth == 0 { 0 } else { seed % fifth };
     interval * 9 / 10 + Duration::from_millis(jitter)
+}
+
+/// The renewer's last result for a project (`acme/renewer.json`).
+pub(crate) const STATUS_FILE: &str = "acme/renewer.json";
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub(crate) struct RenewStatus {
+    /// Unix seconds of the last check.
+    pub(crate) last_attempt: u64,
+    /// `renewed`, `not due`, `waiting` (no certificate issued by a deploy yet) or `failed`.
+    pub(crate) result: String,
+    /// What happened (the error chain when failed).
+    pub(crate) detail: String,
+    /// Unix seconds of the next check.
+    pub(crate) next_try: u64,
+    /// Failures in a row.
+    pub(crate) failures: u32,
+}
+
+impl RenewStatus {
+    /// One line for `status`.
+    pub(crate) fn line(&self) -> String {
+        let at = |s: u64| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(s));
+        let failures = if self.failures > 0 {
+            format!(", {} failure(s) in a row", self.failures)
+        } else {
+            String::new()
+        };
+        format!(
+            "renewer {} at {} ({}){failures}; next check {}",
+            self.result,
+            at(self.last_attempt),
+            self.detail,
+            at(self.next_try)
+        )
+    }
 }
 
 #[cfg(test)]

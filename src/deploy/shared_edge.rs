@@ -24,7 +24,9 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 
-use super::edge::{self, EDGE_CONF, EDGE_DIR, EDGE_NEXT, Edge, LIVE_FILE, Live, SITE_CONF};
+use super::edge::{
+    self, EDGE_CONF, EDGE_DIR, EDGE_NEXT, Edge, LIVE_FILE, Live, PROJECTS, SITE_CONF,
+};
 use super::edge_state;
 use super::{lock, probe};
 use crate::config::Config;
@@ -35,8 +37,6 @@ use crate::render::{self, EdgeInputs, EdgePart, EdgeTls, Http2};
 use crate::tls::{self, CertInfo};
 use crate::ui::Ui;
 
-/// Directory of the projects' parts in the edge's volume.
-pub(crate) const PROJECTS: &str = "projects";
 /// The project's part being tested (the part itself: [`edge::SITE_CONF`]).
 const SITE_NEXT: &str = "site.conf.next";
 /// A main file with one other project's part, to test it alone.
@@ -82,7 +82,7 @@ pub(crate) struct Part {
     /// The certificate it serves.
     pub(crate) cert: Option<CertInfo>,
     /// `tls = "acme"`: the renewer's last result.
-    pub(crate) renewer: Option<super::renew_daemon::RenewStatus>,
+    pub(crate) renewer: Option<super::renewer::RenewStatus>,
 }
 
 /// Every project's part, read from the edge's volume (one request), sorted by project.
@@ -113,7 +113,7 @@ pub(crate) async fn parts(engine: &Engine, id: &str) -> Result<Vec<Part>> {
                     .ok()
                     .and_then(|der| tls::inspect(&der).ok());
             }
-            super::renew_daemon::STATUS_FILE => part.renewer = serde_json::from_slice(&bytes).ok(),
+            super::renewer::STATUS_FILE => part.renewer = serde_json::from_slice(&bytes).ok(),
             _ => {}
         }
     }
