@@ -159,7 +159,7 @@ pub(crate) async fn local_base_support(
     let spec = ContainerSpec::new(
         naming::probe_container(&config.name),
         &img.id,
-        Labels::project(&config.name).build(),
+        Labels::held(config.image_repo()).build(),
     )
     .limits(64, 16)
     .nginx_args(vec!["-v".to_string()]);
@@ -551,11 +551,7 @@ async fn check_and_tag(engine: &Engine, p: &Prepared, image_id: &str) -> Result<
     let spec = ContainerSpec::new(
         naming::check_container(repo),
         image_id,
-        Labels::project(repo)
-            .role(roles::CHECK)
-            .with(labels::HOLDER, crate::holder::this_process())
-            .with(labels::SINCE, crate::holder::now_secs().to_string())
-            .build(),
+        Labels::held(repo).build(),
     )
     .limits(256, 64)
     .nginx_args(layout::check_args());

@@ -69,6 +69,16 @@ impl Labels {
         ]))
     }
 
+    /// A short-lived container this run holds (a build's `nginx -t`, a probe of an image):
+    /// role `check`, held by this process since now, so the next build or deploy removes it
+    /// once this process is gone (`image::remove_stale_checks`).
+    pub(crate) fn held(project: &str) -> Labels {
+        Labels::project(project)
+            .role(roles::CHECK)
+            .with(labels::HOLDER, crate::holder::this_process())
+            .with(labels::SINCE, crate::holder::now_secs().to_string())
+    }
+
     pub(crate) fn role(self, role: &str) -> Labels {
         self.with(labels::ROLE, role)
     }

@@ -242,10 +242,12 @@ async fn read_version(
     from: &str,
     taken: &BTreeSet<String>,
 ) -> Result<Vec<Carried>> {
+    // Held like a build's check container, so a run killed while it exists leaves nothing: the
+    // next build or deploy removes it once its holder is gone (`image::remove_stale_checks`).
     let spec = ContainerSpec::new(
         naming::probe_container(&cfg.name),
         image,
-        Labels::project(&cfg.name).build(),
+        Labels::held(cfg.image_repo()).build(),
     )
     .limits(64, 16)
     .nginx_args(vec!["-v".to_string()]);

@@ -304,6 +304,9 @@ impl Engine {
                 entrypoint: Some(spec.entrypoint.clone()),
                 cmd: Some(spec.cmd.clone()),
                 network_disabled: spec.network.is_none().then_some(true),
+                // nginx's graceful stop, on every container (the edge runs the base image,
+                // which may have none).
+                stop_signal: Some(layout::STOP_SIGNAL.to_string()),
                 host_config: Some(hardened_host_config(spec)),
                 ..Default::default()
             };
@@ -350,6 +353,9 @@ impl Engine {
     }
 
     /// Send `signal` (e.g. "HUP") to the container's main process: one engine request, no exec.
+    /// Docker 20.10 takes any signal sent this way for a manual stop: `unless-stopped` no
+    /// longer restarts the container after it exits. Only for containers that may stay down
+    /// (the edge reloads by an exec instead).
     pub(crate) async fn signal(&self, id: &str, signal: &str) -> Result<()> {
         self.bounded(format!("send SIG{signal} to container {id}"), async {
             let opts = KillContainerOptionsBuilder::new().signal(signal).build();

@@ -613,6 +613,7 @@ fn engine_failing_or_stalling_mid_deploy() {
             && req.contains(&candidate)
             && !req.contains("-lock")
             && !req.contains("-check-")
+            && !req.contains("-probe-")
             && !req.contains("-edge")
     };
 
