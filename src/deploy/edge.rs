@@ -22,6 +22,17 @@ use crate::layout::{self, NGINX};
 use crate::naming::{labels, roles};
 use crate::render::{self, EdgeInputs, EdgePart, EdgeTls, Http2};
 
+/// The edge's `/tmp` (MiB). Its response cache lives there (`max_size` 32m for a project's own
+/// edge, 64m for the shared edge, in edge.conf.j2), and nginx writes each response it caches
+/// into it while serving it; a write that runs out of room cuts that response short (the client
+/// gets a truncated body). So `/tmp` holds the full cache plus 192 MiB of responses being
+/// filled at once. (It was 64 MiB, all containers' default: the shared edge's cache alone could
+/// fill it, and never reached its bound to evict anything; found by the soak.)
+pub(crate) const TMPFS_MIB: i64 = 256;
+/// The edge's memory limit (MiB): its tmpfs, whose pages count as its memory, plus nginx
+/// (~35 MiB measured under the soak's load).
+pub(crate) const MEMORY_MIB: i64 = TMPFS_MIB + 128;
+
 /// Where the edge's volume (config + state) is mounted.
 pub(crate) const EDGE_DIR: &str = "/etc/sitebuild-edge";
 pub(crate) const EDGE_CONF: &str = "edge.conf";

@@ -102,7 +102,8 @@ pub(crate) async fn ensure(
         });
     }
     let spec = spec
-        .limits(128, 128)
+        .limits(edge::MEMORY_MIB, 128)
+        .tmpfs(edge::TMPFS_MIB)
         .nginx_args(layout::nginx_args(&format!("{EDGE_DIR}/{EDGE_CONF}")))
         .network(naming::network(&cfg.name))
         .volume(&volume, EDGE_DIR)

@@ -341,7 +341,8 @@ async fn create(
         host_port: cfg.https_port,
         container_port: render::EDGE_TLS_PORT,
     })
-    .limits(256, 256)
+    .limits(edge::MEMORY_MIB, 256)
+    .tmpfs(edge::TMPFS_MIB)
     .nginx_args(layout::nginx_args(&format!("{EDGE_DIR}/{EDGE_CONF}")))
     .network(naming::network(&cfg.name))
     .volume(name, EDGE_DIR)

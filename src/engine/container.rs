@@ -70,6 +70,9 @@ pub(crate) struct ContainerSpec {
     pub(crate) publish: Vec<Publish>,
     pub(crate) memory_bytes: i64,
     pub(crate) pids_limit: i64,
+    /// Size of the `/tmp` tmpfs, the only writable place (its pages count as the container's
+    /// memory).
+    pub(crate) tmpfs_bytes: i64,
     pub(crate) entrypoint: Vec<String>,
     pub(crate) cmd: Vec<String>,
     /// User-defined network to join (the project's private network); None = no network at all.
@@ -101,6 +104,7 @@ impl ContainerSpec {
             publish: Vec::new(),
             memory_bytes: 256 * 1024 * 1024,
             pids_limit: 256,
+            tmpfs_bytes: 64 * 1024 * 1024,
             entrypoint: vec![layout::NGINX.to_string()],
             cmd: layout::serve_args(),
             network: None,
@@ -119,6 +123,13 @@ impl ContainerSpec {
     pub(crate) fn limits(mut self, memory_mib: i64, pids: i64) -> Self {
         self.memory_bytes = memory_mib * 1024 * 1024;
         self.pids_limit = pids;
+        self
+    }
+
+    /// A `/tmp` of `mib` MiB instead of 64 (the edges: their cache and the responses they fill
+    /// into it live there).
+    pub(crate) fn tmpfs(mut self, mib: i64) -> Self {
+        self.tmpfs_bytes = mib * 1024 * 1024;
         self
     }
 
@@ -195,7 +206,7 @@ fn hardened_host_config(spec: &ContainerSpec) -> HostConfig {
         security_opt: Some(vec!["no-new-privileges:true".into()]),
         tmpfs: Some(HashMap::from([(
             layout::TMPFS.to_string(),
-            "rw,noexec,nosuid,size=64m".to_string(),
+            format!("rw,noexec,nosuid,size={}", spec.tmpfs_bytes),
         )])),
         memory: Some(spec.memory_bytes),
         pids_limit: Some(spec.pids_limit),
