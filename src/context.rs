@@ -610,6 +610,17 @@ mod tests {
         cache: Option<&Cache>,
         brotli: bool,
     ) -> (Vec<u8>, ContextSummary) {
+        let (out, summary, _) = layer_with(dir, cache, brotli, None);
+        (out, summary)
+    }
+
+    /// The site layer of `dir` (whole, or on top of `prev`) with the test settings.
+    fn layer_with(
+        dir: &std::path::Path,
+        cache: Option<&Cache>,
+        brotli: bool,
+        prev: Option<&LayerTree>,
+    ) -> (Vec<u8>, ContextSummary, LayerTree) {
         let mut site = scan(dir).unwrap();
         hash_files(&mut site).unwrap();
         let ctx = BuildContext {
@@ -623,8 +634,8 @@ mod tests {
             carry: &Carry::default(),
         };
         let mut out = Vec::new();
-        let (summary, _) = write_layer(&ctx, &mut out, None).unwrap();
-        (out, summary)
+        let (summary, tree) = write_layer(&ctx, &mut out, prev).unwrap();
+        (out, summary, tree)
     }
 
     #[test]
@@ -882,21 +893,7 @@ mod tests {
         dir: &std::path::Path,
         prev: Option<&LayerTree>,
     ) -> (Vec<u8>, ContextSummary, LayerTree) {
-        let mut site = scan(dir).unwrap();
-        hash_files(&mut site).unwrap();
-        let ctx = BuildContext {
-            site: &site,
-            nginx_conf: "events {}\n",
-            siblings: Siblings {
-                min_size: 1024,
-                brotli: false,
-                cache: None,
-            },
-            carry: &Carry::default(),
-        };
-        let mut out = Vec::new();
-        let (summary, tree) = write_layer(&ctx, &mut out, prev).unwrap();
-        (out, summary, tree)
+        layer_with(dir, None, false, prev)
     }
 
     #[test]
