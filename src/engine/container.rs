@@ -13,9 +13,8 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, TopOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder, TopOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 
@@ -359,22 +358,6 @@ impl Engine {
                 Err(e) if matches!(status_of(&e), Some(304 | 404)) => Ok(()),
                 Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot stop container {id}")),
             }
-        })
-        .await
-    }
-
-    /// Send `signal` (e.g. "HUP") to the container's main process: one engine request, no exec.
-    /// Docker 20.10 takes any signal sent this way for a manual stop: `unless-stopped` no
-    /// longer restarts the container after it exits. Only for containers that may stay down
-    /// (the edge reloads by an exec instead).
-    pub(crate) async fn signal(&self, id: &str, signal: &str) -> Result<()> {
-        self.bounded(format!("send SIG{signal} to container {id}"), async {
-            let opts = KillContainerOptionsBuilder::new().signal(signal).build();
-            self.docker
-                .kill_container(id, Some(opts))
-                .await
-                .map_err(|e| classify(e, id))
-                .with_context(|| format!("cannot send SIG{signal} to container {id}"))
         })
         .await
     }

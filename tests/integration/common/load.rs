@@ -778,6 +778,7 @@ impl H2Report {
 
 /// HTTP/2 load: `curl --http2` in a loop, each run one TLS connection carrying every target
 /// (`--parallel`: multiplexed streams), every response's status, protocol and body checked.
+/// `curl` is the binary to run: one that retries what a GOAWAY refused ([`super::h2_curl`]).
 pub(crate) struct H2Load {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     threads: Vec<std::thread::JoinHandle<H2Report>>,
@@ -785,6 +786,7 @@ pub(crate) struct H2Load {
 
 impl H2Load {
     pub(crate) fn start(
+        curl: &std::path::Path,
         https_port: u16,
         cacert: &std::path::Path,
         host: &str,
@@ -797,12 +799,13 @@ impl H2Load {
         let handles = (0..threads)
             .map(|_| {
                 let (stop, targets) = (stop.clone(), targets.clone());
-                let (cacert, host) = (cacert.to_path_buf(), host.to_string());
+                let (curl, cacert, host) =
+                    (curl.to_path_buf(), cacert.to_path_buf(), host.to_string());
                 std::thread::spawn(move || {
                     let dir = tempfile::tempdir().unwrap();
                     let mut r = H2Report::default();
                     while !stop.load(Ordering::Relaxed) {
-                        let mut cmd = std::process::Command::new("curl");
+                        let mut cmd = std::process::Command::new(&curl);
                         cmd.args(["-sS", "--http2", "--parallel", "--max-time", "10"])
                             .arg("--cacert")
                             .arg(&cacert)

@@ -84,9 +84,12 @@ impl Project {
         .unwrap();
     }
 
-    /// `sitebuild --dir <project> <args>` with the test base image.
+    /// `sitebuild --dir <project> <args>` with the test base image. The binary is the one cargo
+    /// built for this test, or `SITEBUILD_TEST_BIN` (`bench/soak` runs a release build so).
     pub(crate) fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sitebuild"));
+        let bin = std::env::var_os("SITEBUILD_TEST_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_sitebuild").into());
+        let mut c = Command::new(bin);
         c.arg("--dir").arg(self.path()).args(args);
         c.env("SITEBUILD_BASE_IMAGE", base_image());
         c.env_remove("SITEBUILD_PORT");

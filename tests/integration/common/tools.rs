@@ -29,6 +29,45 @@ pub(crate) fn tools_ready(list: &[&str]) -> bool {
     false
 }
 
+/// A curl that retries the streams a server's GOAWAY refused (>= 8.5: curl PR #12054), for HTTP/2
+/// load across edge reloads: `SITEBUILD_TEST_H2_CURL` (scripts/test.sh sets it to Debian forky's
+/// curl, scripts/current-curl.sh), else `curl` on PATH when it is recent enough. None: a test
+/// failure under CI=true, else a note (skip).
+pub(crate) fn h2_curl() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("SITEBUILD_TEST_H2_CURL").map_or_else(
+        || std::path::PathBuf::from("curl"),
+        std::path::PathBuf::from,
+    );
+    let version = Command::new(&path)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let first = String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()?
+                .to_string();
+            let v = first.split_whitespace().nth(1)?.to_string();
+            let mut parts = v.split('.').map(|n| n.parse::<u32>().unwrap_or(0));
+            Some((parts.next()?, parts.next()?, v))
+        });
+    match version {
+        Some((major, minor, _)) if (major, minor) >= (8, 5) => Some(path),
+        other => {
+            let why = format!(
+                "{} is {}: HTTP/2 load across reloads needs curl >= 8.5 (older curl does not retry \
+                 the streams a GOAWAY refused); scripts/current-curl.sh installs one, \
+                 SITEBUILD_TEST_H2_CURL names it",
+                path.display(),
+                other.map_or_else(|| "missing".to_string(), |(_, _, v)| format!("curl {v}"))
+            );
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{why}");
+            eprintln!("SKIPPED: {why}");
+            None
+        }
+    }
+}
+
 /// A real registry (Debian's docker-registry) on a loopback port with one htpasswd user; stopped
 /// when dropped.
 pub(crate) struct Registry {
