@@ -274,6 +274,74 @@ fn rule_files_rebuild_and_recovery_is_announced() {
     w.stop();
 }
 
+/// An override template that caches descriptors in watch too (it ignores `dev`): the fast path
+/// reloads the dev container's nginx after a sync, by an exec (a SIGHUP through Docker's kill
+/// API would make Docker 20.10 take the container for manually stopped: no restart after a
+/// crash). Checked: the edit is served, and a crash afterwards is restarted by the policy.
+#[test]
+fn an_override_that_caches_descriptors_reloads_and_keeps_the_restart_policy() {
+    let Some(_engine) = engine(module_path!()) else {
+        return;
+    };
+    let p = Project::new("wcache");
+    p.write_toml("drain = 0\n");
+    let builtin = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("nginx/nginx.conf.j2"),
+    )
+    .unwrap();
+    assert!(
+        builtin.contains("{%- if dev %}"),
+        "the built-in template changed"
+    );
+    std::fs::create_dir_all(p.path().join("nginx")).unwrap();
+    std::fs::write(
+        p.path().join("nginx/nginx.conf.j2"),
+        builtin.replace("{%- if dev %}", "{%- if false %}"),
+    )
+    .unwrap();
+    let w = Watch::start(&p);
+    let site = p.role("site").pop().unwrap();
+    assert_eq!(
+        inspect(&site, "{{.HostConfig.RestartPolicy.Name}}"),
+        "unless-stopped"
+    );
+    let edited = "<body>cached descriptors, reloaded</body>\n";
+    std::fs::write(p.site("index.html"), edited).unwrap();
+    wait_served(&p, "/", edited, Duration::from_secs(10));
+    w.wait_updates(2, Duration::from_secs(10));
+    assert!(w.count(|l| l.starts_with('✔') && l.contains("(sync, 1 file)")) >= 1);
+
+    // A crash of the dev container's nginx (SIGKILL from the host, needs root): back by the
+    // restart policy, serving the edit.
+    let pid = inspect(&site, "{{.State.Pid}}");
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .is_ok_and(|s| s.success());
+    if killed {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while inspect(&site, "{{.RestartCount}}") != "1"
+            || inspect(&site, "{{.State.Running}}") != "true"
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the dev container was not restarted after a crash: {}",
+                inspect(&site, "{{.State.Status}} restarts {{.RestartCount}}")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        wait_served(&p, "/", edited, Duration::from_secs(10));
+    } else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "kill -9 needs root"
+        );
+        eprintln!("SKIPPED the crash case: `kill -9` of the container's process needs root");
+    }
+    w.stop();
+}
+
 /// The fast path writes exactly what the image would contain: compare the synced dev
 /// container's site directory with a container of the image `build` makes for the same content.
 #[test]
