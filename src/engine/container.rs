@@ -429,24 +429,47 @@ impl Engine {
         mode: u32,
         gid: u64,
     ) -> Result<()> {
-        self.bounded(format!("write files into {id}:{dir}"), async {
+        let entries: Vec<Entry> = files
+            .iter()
+            .map(|(name, data)| Entry {
+                name: (*name).to_string(),
+                data,
+                mode,
+                owner: (0, gid),
+                mtime: layout::FIXED_MTIME,
+            })
+            .collect();
+        self.upload_entries(id, dir, &entries, "write files into")
+            .await
+    }
+
+    /// One archive of `entries` extracted into `dir` of a container; `what` names the action in
+    /// errors ("write files into" → "cannot write files into <id>:<dir>").
+    pub(super) async fn upload_entries(
+        &self,
+        id: &str,
+        dir: &str,
+        entries: &[Entry<'_>],
+        what: &str,
+    ) -> Result<()> {
+        self.bounded(format!("{what} {id}:{dir}"), async {
             let mut tar = tar::Builder::new(Vec::new());
-            for (name, data) in files {
+            for e in entries {
                 let mut h = tar::Header::new_gnu();
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(mode);
-                h.set_uid(0);
-                h.set_gid(gid);
-                h.set_size(data.len() as u64);
-                h.set_mtime(layout::FIXED_MTIME);
-                tar.append_data(&mut h, name, *data)?;
+                let is_dir = e.name.ends_with('/');
+                h.set_entry_type(if is_dir {
+                    tar::EntryType::Directory
+                } else {
+                    tar::EntryType::Regular
+                });
+                h.set_mode(e.mode);
+                h.set_uid(e.owner.0);
+                h.set_gid(e.owner.1);
+                h.set_size(e.data.len() as u64);
+                h.set_mtime(e.mtime);
+                tar.append_data(&mut h, &e.name, e.data)?;
             }
-            let body = tar.into_inner()?;
-            let opts = UploadToContainerOptionsBuilder::new().path(dir).build();
-            self.docker
-                .upload_to_container(id, Some(opts), bollard::body_full(body.into()))
-                .await
-                .with_context(|| format!("cannot write files into {id}:{dir}"))
+            self.upload_archive(id, dir, tar.into_inner()?, what).await
         })
         .await
     }
@@ -454,13 +477,18 @@ impl Engine {
     /// Extract a tar archive into `dir` of a container (e.g. its writable site volume).
     pub(crate) async fn upload_tar(&self, id: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
         self.bounded(format!("copy files into {id}:{dir}"), async {
-            let opts = UploadToContainerOptionsBuilder::new().path(dir).build();
-            self.docker
-                .upload_to_container(id, Some(opts), bollard::body_full(tar.into()))
-                .await
-                .with_context(|| format!("cannot copy files into {id}:{dir}"))
+            self.upload_archive(id, dir, tar, "copy files into").await
         })
         .await
+    }
+
+    /// The one upload of an archive (unbounded: callers bound it with the action they name).
+    async fn upload_archive(&self, id: &str, dir: &str, tar: Vec<u8>, what: &str) -> Result<()> {
+        let opts = UploadToContainerOptionsBuilder::new().path(dir).build();
+        self.docker
+            .upload_to_container(id, Some(opts), bollard::body_full(tar.into()))
+            .await
+            .with_context(|| format!("cannot {what} {id}:{dir}"))
     }
 
     /// Read one small file from a container; None when it does not exist.
@@ -635,4 +663,15 @@ impl Engine {
         }
         out
     }
+}
+
+/// One entry of an archive sitebuild writes into a container: a file, or a directory when the
+/// name ends with `/` (then `data` is empty).
+pub(super) struct Entry<'a> {
+    pub(super) name: String,
+    pub(super) data: &'a [u8],
+    pub(super) mode: u32,
+    /// (uid, gid)
+    pub(super) owner: (u64, u64),
+    pub(super) mtime: u64,
 }

@@ -3,10 +3,11 @@
 //! containers' user in a volume (the renewer's writable place).
 
 use anyhow::{Context, Result, anyhow};
-use bollard::query_parameters::{CreateImageOptionsBuilder, UploadToContainerOptionsBuilder};
+use bollard::query_parameters::CreateImageOptionsBuilder;
 use futures_util::StreamExt;
 
 use super::Engine;
+use super::container::Entry;
 use crate::layout;
 
 impl Engine {
@@ -62,58 +63,34 @@ impl Engine {
         dir: &str,
         files: &[(&str, &[u8], u32)],
     ) -> Result<()> {
-        self.bounded(format!("write files into {id}:{dir}"), async {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let mut tar = tar::Builder::new(Vec::new());
-            for (name, data, mode) in files {
-                let mut h = tar::Header::new_gnu();
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(*mode);
-                h.set_uid(layout::RUN_AS_GID);
-                h.set_gid(layout::RUN_AS_GID);
-                h.set_size(data.len() as u64);
-                h.set_mtime(now);
-                tar.append_data(&mut h, name, *data)?;
-            }
-            let body = tar.into_inner()?;
-            let opts = UploadToContainerOptionsBuilder::new().path(dir).build();
-            self.docker
-                .upload_to_container(id, Some(opts), bollard::body_full(body.into()))
-                .await
-                .with_context(|| format!("cannot write files into {id}:{dir}"))
-        })
-        .await
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let entries: Vec<Entry> = files
+            .iter()
+            .map(|(name, data, mode)| Entry {
+                name: (*name).to_string(),
+                data,
+                mode: *mode,
+                owner: (layout::RUN_AS_GID, layout::RUN_AS_GID),
+                mtime: now,
+            })
+            .collect();
+        self.upload_entries(id, dir, &entries, "write files into")
+            .await
     }
 
     /// Make `dir/name` in a container a directory owned by the containers' user (uid/gid 101)
     /// with `mode`; an existing one gets that owner and mode (its files stay).
     pub(crate) async fn owned_dir(&self, id: &str, dir: &str, name: &str, mode: u32) -> Result<()> {
-        self.bounded(
-            format!("make {id}:{dir}/{name} writable for its user"),
-            async {
-                let mut tar = tar::Builder::new(Vec::new());
-                let mut h = tar::Header::new_gnu();
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(mode);
-                h.set_uid(layout::RUN_AS_GID);
-                h.set_gid(layout::RUN_AS_GID);
-                h.set_size(0);
-                h.set_mtime(layout::FIXED_MTIME);
-                tar.append_data(
-                    &mut h,
-                    format!("{}/", name.trim_end_matches('/')),
-                    std::io::empty(),
-                )?;
-                let body = tar.into_inner()?;
-                let opts = UploadToContainerOptionsBuilder::new().path(dir).build();
-                self.docker
-                    .upload_to_container(id, Some(opts), bollard::body_full(body.into()))
-                    .await
-                    .with_context(|| format!("cannot create the directory {dir}/{name} in {id}"))
-            },
-        )
-        .await
+        let entry = Entry {
+            name: format!("{}/", name.trim_end_matches('/')),
+            data: &[],
+            mode,
+            owner: (layout::RUN_AS_GID, layout::RUN_AS_GID),
+            mtime: layout::FIXED_MTIME,
+        };
+        let what = format!("create the directory {name} in");
+        self.upload_entries(id, dir, &[entry], &what).await
     }
 }
