@@ -5,8 +5,8 @@
 # When `docker compose version` already answers with a compose that has `watch` (compose >= 2.22),
 # nothing is done. Otherwise the docker-compose package of Debian's testing suite (default: forky,
 # compose 2.40.x) is fetched with `apt-get download` through a private apt state directory (its own
-# sources.list, lists and cache; Release files past Valid-Until accepted, like
-# scripts/offline-base.sh) and its plugin binary usr/libexec/docker/cli-plugins/docker-compose is
+# sources.list, lists and cache; Release files past Valid-Until accepted: scripts/lib/debian-suite.sh,
+# shared with scripts/offline-base.sh) and its plugin binary usr/libexec/docker/cli-plugins/docker-compose is
 # copied to ~/.docker/cli-plugins/docker-compose (the per-user plugin directory of the docker CLI).
 # compose 2.40 syncs files into containers through the engine's archive API, so the target image
 # needs no `tar` (the offline nginx base has none).
@@ -19,7 +19,6 @@
 # Needs: the docker CLI, apt-get, apt-cache, dpkg-deb and network access to the Debian mirror.
 set -euo pipefail
 
-suite="${SUITE:-forky}"
 min_version="2.22.0" # `docker compose watch` left its experimental state in 2.22
 
 compose_version() {
@@ -40,58 +39,20 @@ if [ -n "$have" ] && new_enough "$have"; then
   exit 0
 fi
 
-for tool in apt-get apt-cache dpkg-deb; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "error: $tool is not installed (this installer needs a Debian-like host); install Docker's compose plugin >= $min_version by hand" >&2
-    exit 1
-  fi
-done
-
-mirror="${MIRROR:-}"
-if [ -z "$mirror" ]; then
-  mirror="$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)"
-fi
-if [ -z "$mirror" ]; then
-  mirror="$(awk '$1 == "deb" && $2 !~ /security/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)"
-fi
-mirror="${mirror:-http://deb.debian.org/debian}"
-
-# A private apt state of its own (not shared with scripts/offline-base.sh, which empties its debs
-# directory), kept between runs.
-state="${SITEBUILD_COMPOSE_APT_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sitebuild/apt-$suite-compose}"
-mkdir -p "$state/lists/partial" "$state/cache/archives/partial" "$state/debs"
-echo "deb $mirror $suite main" >"$state/sources.list"
-apt_opts=(
-  -o "Dir::Etc::SourceList=$state/sources.list"
-  -o "Dir::Etc::SourceParts=/dev/null"
-  -o "Dir::Etc::Preferences=/dev/null"
-  -o "Dir::Etc::PreferencesParts=/dev/null"
-  -o "Dir::State::Lists=$state/lists"
-  -o "Dir::State::status=/dev/null"
-  -o "Dir::Cache=$state/cache"
-  -o "Acquire::Check-Valid-Until=false"
-  -o "APT::Sandbox::User=root"
-)
-
-if ! apt-get "${apt_opts[@]}" -qq update >"$state/update.log" 2>&1; then
-  echo "error: cannot read Debian's $suite suite from $mirror:" >&2
-  cat "$state/update.log" >&2
-  exit 1
-fi
-deb_version="$(apt-cache "${apt_opts[@]}" policy docker-compose | awk '/Candidate:/ { print $2; exit }')"
-if [ -z "$deb_version" ] || [ "$deb_version" = "(none)" ]; then
+# shellcheck source=scripts/lib/debian-suite.sh
+. "$(dirname "$0")/../../scripts/lib/debian-suite.sh"
+suite_apt_init
+deb_version="$(suite_candidate docker-compose)"
+if [ -z "$deb_version" ]; then
   echo "error: no docker-compose package in Debian $suite from $mirror (try SUITE=sid or another MIRROR)" >&2
-  if [ -s "$state/update.log" ]; then
-    echo "apt-get update said:" >&2
-    cat "$state/update.log" >&2
-  fi
   exit 1
 fi
 
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
-(cd "$state/debs" && rm -f ./docker-compose_*.deb && apt-get "${apt_opts[@]}" -qq download docker-compose >/dev/null)
-deb="$(ls "$state/debs"/docker-compose_*.deb)"
+mkdir -p "$scratch/debs"
+(cd "$scratch/debs" && apt-get "${apt_opts[@]}" -qq download docker-compose >/dev/null)
+deb="$(ls "$scratch/debs"/docker-compose_*.deb)"
 dpkg-deb -x "$deb" "$scratch/root"
 plugin="$scratch/root/usr/libexec/docker/cli-plugins/docker-compose"
 if [ ! -x "$plugin" ]; then
