@@ -32,6 +32,10 @@ pub(crate) const STOP_SIGNAL: &str = "SIGQUIT";
 /// The only writable place in a container: a tmpfs.
 pub(crate) const TMPFS: &str = "/tmp";
 
+/// Size of a site container's [`TMPFS`] (nginx's temp paths; a static site writes nothing
+/// else), locally and in a swarm service. The edge's is larger: it holds its cache.
+pub(crate) const SITE_TMPFS_BYTES: i64 = 64 * 1024 * 1024;
+
 /// Where a base image with brotli keeps its static module (Debian's
 /// `libnginx-mod-http-brotli-static`, and `scripts/offline-base.sh`'s image).
 pub(crate) const BROTLI_STATIC_MODULE: &str =

@@ -103,7 +103,7 @@ impl ContainerSpec {
             publish: Vec::new(),
             memory_bytes: 256 * 1024 * 1024,
             pids_limit: 256,
-            tmpfs_bytes: 64 * 1024 * 1024,
+            tmpfs_bytes: layout::SITE_TMPFS_BYTES,
             entrypoint: vec![layout::NGINX.to_string()],
             cmd: layout::serve_args(),
             network: None,

@@ -17,6 +17,7 @@ use bollard::models::{
 use bollard::query_parameters::{ListTasksOptionsBuilder, UpdateServiceOptionsBuilder};
 
 use super::{Credentials, Engine, classify, docker_credentials, status_of};
+use crate::layout;
 
 /// Is the engine part of a swarm, and can it manage services?
 #[derive(Debug, Clone)]
@@ -107,16 +108,16 @@ fn to_spec(def: &ServiceDef, api: (u32, u32)) -> ServiceSpec {
             ..Default::default()
         }),
         mounts: Some(vec![Mount {
-            target: Some("/tmp".into()),
+            target: Some(layout::TMPFS.into()),
             typ: Some(MountType::TMPFS),
             tmpfs_options: Some(MountTmpfsOptions {
-                size_bytes: Some(64 * 1024 * 1024),
+                size_bytes: Some(layout::SITE_TMPFS_BYTES),
                 mode: Some(0o1777),
                 ..Default::default()
             }),
             ..Default::default()
         }]),
-        stop_signal: Some("SIGQUIT".into()),
+        stop_signal: Some(layout::STOP_SIGNAL.into()),
         stop_grace_period: Some(nanos(def.stop_grace)),
         health_check: Some(HealthConfig {
             test: Some(vec!["CMD-SHELL".into(), def.health_cmd.clone()]),
