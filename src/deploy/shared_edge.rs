@@ -205,6 +205,16 @@ fn includes(parts: &[Part], ours: Option<(&str, &str)>) -> Vec<String> {
     files
 }
 
+/// Does the main config `main` include `project`'s part?
+fn included(main: &str, project: &str) -> bool {
+    let file = format!("{EDGE_DIR}/{}{SITE_CONF}", rel(project));
+    main.lines().any(|l| {
+        l.trim()
+            .strip_prefix("include ")
+            .is_some_and(|rest| rest.trim().trim_end_matches(';').trim_end() == file)
+    })
+}
+
 /// The main file (always the built-in template: it is shared by projects whose templates may
 /// differ; a project's `nginx/edge.conf.j2` shapes its own part).
 fn render_main(includes: &[String], http2: Http2) -> Result<String> {
@@ -480,11 +490,21 @@ pub(crate) async fn remove_project(
         let info = engine.container(&info.id).await?;
         if info.is_running() {
             let edge = handle(cfg, &info, edge::nginx_http2(engine, &info.id).await)?;
-            let main = render_main(&includes(&others, None), edge.http2)?;
+            let mut main = render_main(&includes(&others, None), edge.http2)?;
             engine
                 .upload_files(&edge.id, EDGE_DIR, &[(EDGE_NEXT, main.as_bytes())])
                 .await?;
-            edge::test_config(engine, &edge, &format!("{EDGE_DIR}/{EDGE_NEXT}")).await?;
+            let next_path = format!("{EDGE_DIR}/{EDGE_NEXT}");
+            if edge::test_config(engine, &edge, &next_path).await.is_err() {
+                // As in a deploy: another project's part nginx cannot load must not keep this
+                // one from going down; the parts are tested alone and the failing ones left out.
+                let others = loadable(engine, &edge, others, &cfg.name, ui).await?;
+                main = render_main(&includes(&others, None), edge.http2)?;
+                engine
+                    .upload_files(&edge.id, EDGE_DIR, &[(EDGE_NEXT, main.as_bytes())])
+                    .await?;
+                edge::test_config(engine, &edge, &next_path).await?;
+            }
             engine
                 .upload_files(&edge.id, EDGE_DIR, &[(EDGE_CONF, main.as_bytes())])
                 .await?;
@@ -529,6 +549,12 @@ async fn remove_acme_entries(engine: &Engine, edge: &Edge) {
 pub(crate) async fn status(engine: &Engine, info: &ContainerInfo) -> Result<Vec<String>> {
     let info = engine.container(&info.id).await?;
     let parts = parts(engine, &info.id).await?;
+    // What the running config includes: a part left out at the last reload (nginx could not
+    // load it, or its container was gone) has its files but is not served.
+    let main = engine
+        .download_file(&info.id, &format!("{EDGE_DIR}/{EDGE_CONF}"))
+        .await?
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
     let mut out = vec![format!(
         "edge       {} ({}) on {} since {}, shared by {} project(s)",
         info.name,
@@ -554,8 +580,20 @@ pub(crate) async fn status(engine: &Engine, info: &ContainerInfo) -> Result<Vec<
             Some(m) => format!("maintenance ON ({:?})", m.trim()),
             None => "maintenance off".to_string(),
         };
+        let left_out = if main
+            .as_deref()
+            .is_some_and(|m| p.configured && !included(m, &p.project))
+        {
+            format!(
+                "; NOT SERVED: left out of the edge's config at its last reload (nginx could not \
+                 load the part, or its container was not running): deploy {} again",
+                p.project
+            )
+        } else {
+            String::new()
+        };
         out.push(format!(
-            "on edge    {}: {}; {live}; {cert}; {maintenance}",
+            "on edge    {}: {}; {live}; {cert}; {maintenance}{left_out}",
             p.project,
             p.domains.join(", ")
         ));
@@ -595,6 +633,22 @@ mod tests {
         );
         assert_eq!(includes(&parts, None).len(), 2);
         assert_eq!(includes(&[], Some(("n", SITE_CONF))).len(), 1);
+    }
+
+    #[test]
+    fn status_sees_which_parts_the_running_config_includes() {
+        let parts = [
+            part("a", &["a.test"], true),
+            part("b", &["b.test"], true),
+            part("ab", &["ab.test"], true),
+        ];
+        // b was left out at the last reload.
+        let kept = [parts[0].clone(), parts[2].clone()];
+        let main = render_main(&includes(&kept, None), Http2::Directive).unwrap();
+        assert!(included(&main, "a"));
+        assert!(included(&main, "ab"));
+        assert!(!included(&main, "b"));
+        assert!(!included("", "a"));
     }
 
     #[test]

@@ -127,15 +127,18 @@ fn two_projects_one_edge_sni_claims_and_down() {
 
     // B's part broken by hand (nginx cannot load it): A's deploy leaves it out with a note
     // instead of failing for everyone; B's next deploy writes it again.
-    let conf = format!("/etc/sitebuild-edge/projects/{}/site.conf", b.name);
-    let append = format!("echo 'not_a_directive on;' >> {conf}");
-    let broke = docker(&["exec", "-u", "0", &edge, "busybox", "sh", "-c", &append])
-        .status
-        .success()
-        || docker(&["exec", "-u", "0", &edge, "sh", "-c", &append])
+    let break_part = |p: &Project| {
+        let conf = format!("/etc/sitebuild-edge/projects/{}/site.conf", p.name);
+        let append = format!("echo 'not_a_directive on;' >> {conf}");
+        let broke = docker(&["exec", "-u", "0", &edge, "busybox", "sh", "-c", &append])
             .status
-            .success();
-    assert!(broke, "cannot edit {conf} in {edge}");
+            .success()
+            || docker(&["exec", "-u", "0", &edge, "sh", "-c", &append])
+                .status
+                .success();
+        assert!(broke, "cannot edit {conf} in {edge}");
+    };
+    break_part(&b);
     std::fs::write(a.site("extra.html"), "<p>A again</p>\n").unwrap();
     let out = a.ok(&["up"]);
     assert!(
@@ -144,6 +147,17 @@ fn two_projects_one_edge_sni_claims_and_down() {
     );
     let (ok, _) = curl(da, https, &["--cacert", ca, &url(da)]);
     assert!(ok, "A after leaving B's broken part out");
+    // status says which part the running config left out.
+    let status = a.ok(&["status"]);
+    let line_of = |p: &Project| {
+        status
+            .lines()
+            .find(|l| l.contains(&format!("on edge    {}:", p.name)))
+            .unwrap_or_else(|| panic!("no line for {} in: {status}", p.name))
+            .to_string()
+    };
+    assert!(line_of(&b).contains("NOT SERVED"), "{status}");
+    assert!(!line_of(&a).contains("NOT SERVED"), "{status}");
     b.ok(&["up"]);
     let (ok, body) = curl(db, https, &["--cacert", cb, &url(db)]);
     assert!(
@@ -165,8 +179,15 @@ fn two_projects_one_edge_sni_claims_and_down() {
         "B after its deploy: {body}"
     );
 
-    // down of A: B keeps serving on the same edge; down of B: the edge goes with it.
-    a.ok(&["down"]);
+    // down of A while B's part is broken: A goes, B's part is left out (a note), B's next
+    // deploy brings it back; B keeps serving on the same edge; down of B: the edge goes too.
+    break_part(&b);
+    let out = a.ok(&["down"]);
+    assert!(
+        out.contains(&format!("leaving {}'s part out", b.name)),
+        "{out}"
+    );
+    b.ok(&["up"]);
     let (ok, body) = curl(db, https, &["--cacert", cb, &url(db)]);
     assert!(ok && body.as_bytes() == index_b, "B after A's down: {body}");
     assert_eq!(get_host(http, da, "/").status, 404);
