@@ -186,7 +186,14 @@ fn deploy_image_pulls_the_pushed_artifact_and_serves_it() {
         c.output().unwrap()
     };
 
-    // Build once and push.
+    // Build, edit one file and push: the pushed image is incremental (a second site layer
+    // holding only the edit, on the first build's), and travels like any other.
+    p.ok(&["build"]);
+    std::fs::write(
+        p.site("index.html"),
+        "<!doctype html><p>pushed as an incremental layer</p>\n",
+    )
+    .unwrap();
     let out = with_creds(&["--json", "push", "--to", &repo]);
     assert!(
         out.status.success(),
@@ -196,6 +203,13 @@ fn deploy_image_pulls_the_pushed_artifact_and_serves_it() {
     let pushed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let fp = pushed["fingerprint"].as_str().unwrap().to_string();
     let reference = format!("{repo}:{}", &fp[..12]);
+    let layers =
+        |image: &str| -> usize { inspect(image, "{{len .RootFS.Layers}}").parse().unwrap() };
+    assert_eq!(
+        layers(&format!("{}:{}", p.name, &fp[..12])),
+        layers(&base_image()) + 2,
+        "two site layers on the base"
+    );
 
     // Nothing of it left on the engine: the deploy must pull it.
     let local: Vec<String> = docker_lines(&[
