@@ -27,6 +27,10 @@ pub(crate) struct Prepared {
     pub(crate) config: Config,
     pub(crate) site: Site,
     pub(crate) nginx_conf: String,
+    /// `nginx_conf` comes from the built-in template (not a project's override): it reads no
+    /// file of the site layer at `nginx -t`, so a passed check can be remembered
+    /// ([`CheckRecords`]).
+    pub(crate) builtin_template: bool,
     pub(crate) dockerfile: String,
     pub(crate) fingerprint: String,
     /// What the base image's nginx can do (decides the `.br` siblings and `brotli_static`).
@@ -61,12 +65,14 @@ pub(crate) struct BaseSupport {
 /// Scan, hash, render and fingerprint. Every bad input fails here, before the engine is used.
 pub(crate) fn prepare(config: &Config, base: BaseSupport) -> Result<Prepared> {
     let mut site = site::scan(&config.site_dir)?;
-    let nginx_conf = render_nginx(config, &site.not_found_pages(), base)?;
+    let (nginx_conf, builtin_template) =
+        render_nginx_origin(config, &site.not_found_pages(), base)?;
     site::hash_files(&mut site)?;
     let mut p = Prepared {
         config: config.clone(),
         site,
         nginx_conf,
+        builtin_template,
         dockerfile: context::dockerfile(&config.base_image),
         fingerprint: String::new(),
         base,
@@ -83,7 +89,8 @@ impl Prepared {
         if base == self.base {
             return Ok(self);
         }
-        self.nginx_conf = render_nginx(&self.config, &self.site.not_found_pages(), base)?;
+        (self.nginx_conf, self.builtin_template) =
+            render_nginx_origin(&self.config, &self.site.not_found_pages(), base)?;
         self.base = base;
         self.fingerprint = self.compute_fingerprint();
         Ok(self)
@@ -213,6 +220,15 @@ pub(crate) fn render_nginx(
     not_found_pages: &[String],
     base: BaseSupport,
 ) -> Result<String> {
+    render_nginx_origin(config, not_found_pages, base).map(|(conf, _)| conf)
+}
+
+/// [`render_nginx`], and whether the template was the built-in one.
+fn render_nginx_origin(
+    config: &Config,
+    not_found_pages: &[String],
+    base: BaseSupport,
+) -> Result<(String, bool)> {
     let shown = config
         .site_dir
         .strip_prefix(&config.project_dir)
@@ -232,7 +248,7 @@ pub(crate) fn render_nginx(
         server: compiled.server.clone() + &routes.server,
         try_files: routes.try_files,
     };
-    let conf = render::render_for(
+    let (conf, builtin) = render::render_for_origin(
         config,
         not_found_pages.iter().any(|p| p == "404.html"),
         base.brotli,
@@ -252,7 +268,7 @@ pub(crate) fn render_nginx(
             config.templates_dir.display()
         );
     }
-    Ok(conf)
+    Ok((conf, builtin))
 }
 
 /// What [`ensure_image`] did.
@@ -369,7 +385,14 @@ pub(crate) async fn ensure_image(
         attempt = load_image(engine, p, ui, &base, &carry, None).await;
     }
     let (image_id, summary, record) = attempt?;
-    let result = check_and_tag(engine, p, &image_id).await;
+    let checked = Instant::now();
+    let result = check_and_tag(engine, p, &base.id, &image_id).await;
+    if let Ok(how) = &result {
+        ui.detail(format!(
+            "nginx -t: {how} in {} ms",
+            checked.elapsed().as_millis()
+        ));
+    }
     if result.is_err() {
         let _ = engine.remove_image(&image_id, false).await;
     }
@@ -544,8 +567,24 @@ pub(crate) async fn remove_stale_checks(engine: &Engine, repo: &str) -> Result<V
 /// Run `nginx -t` inside the loaded image exactly as the site will run (user, read-only root,
 /// /tmp tmpfs, no capabilities, no network); if it passes, tag it `<name>:<fingerprint>`. A
 /// failing config stops here with nginx's own message, before the image has a name.
-async fn check_and_tag(engine: &Engine, p: &Prepared, image_id: &str) -> Result<()> {
+///
+/// Unless it passed before for exactly what it reads ([`check_key`], [`CheckRecords`]): then
+/// the image is tagged without the check container. Returns how the check was made.
+async fn check_and_tag(
+    engine: &Engine,
+    p: &Prepared,
+    base_id: &str,
+    image_id: &str,
+) -> Result<&'static str> {
     let repo = p.config.image_repo();
+    let records = CheckRecords::user(&p.config);
+    let key = check_key(p, base_id);
+    if let (Some(records), Some(key)) = (&records, &key)
+        && records.passed(key)
+    {
+        engine.tag(image_id, repo, p.short()).await?;
+        return Ok("passed before for this nginx.conf and base image (not run again)");
+    }
     remove_stale_checks(engine, repo).await?;
     // It lives for one `nginx -t`.
     let spec = ContainerSpec::new(
@@ -576,7 +615,85 @@ async fn check_and_tag(engine: &Engine, p: &Prepared, image_id: &str) -> Result<
     }
     .await;
     engine.remove(&id).await?;
-    outcome
+    outcome?;
+    if let (Some(records), Some(key)) = (&records, &key) {
+        // A record that cannot be written costs one check next time, not the build.
+        let _ = records.record(key);
+    }
+    Ok("passed (run in the image)")
+}
+
+/// The key of an `nginx -t` result: everything the check reads, or None when that is not
+/// known (a project's own nginx template may `include` or load files of the site, which the
+/// key does not cover).
+///
+/// The check runs the base's nginx ([`layout::check_args`]) as [`layout::RUN_AS`] in an image
+/// that is the base's layers plus the site layer. The site layer holds, under
+/// [`layout::IMAGE_DIR`], `nginx.conf`, sitebuild's `mime.types` and the site files; the
+/// built-in template reads the first two at `nginx -t` (the site files only when serving),
+/// and everything else it reads (the nginx binary, its modules, `/etc/passwd`) comes from the
+/// base. So the result is a function of: the base image ID (immutable content), the rendered
+/// config, the mime types and the check's arguments and user (this sitebuild's build).
+pub(crate) fn check_key(p: &Prepared, base_id: &str) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    if !p.builtin_template {
+        return None;
+    }
+    let mut h = Sha256::new();
+    for part in [
+        "sitebuild nginx -t v1",
+        crate::VERSION,
+        env!("SITEBUILD_COMMIT"),
+        base_id,
+        &layout::check_args().join(" "),
+        layout::RUN_AS,
+        context::MIME_TYPES,
+        &p.nginx_conf,
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    Some(hex::encode(h.finalize()))
+}
+
+/// The `nginx -t` checks that passed: one file per [`check_key`] in
+/// `$XDG_CACHE_HOME/sitebuild/nginx-checked/` (else `~/.cache/…`), holding `passed <key>`.
+/// Only passes are kept; a missing, unreadable or damaged record means "run the check".
+/// `--no-cache` ignores them.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckRecords {
+    dir: std::path::PathBuf,
+}
+
+impl CheckRecords {
+    /// The user's records, unless `no_cache`.
+    pub(crate) fn user(config: &Config) -> Option<CheckRecords> {
+        if config.no_cache {
+            return None;
+        }
+        crate::precompress::cache_root().map(|r| CheckRecords::at(r.join("nginx-checked")))
+    }
+
+    pub(crate) fn at(dir: std::path::PathBuf) -> CheckRecords {
+        CheckRecords { dir }
+    }
+
+    fn line(key: &str) -> String {
+        format!("passed {key}\n")
+    }
+
+    /// Did `nginx -t` pass for `key`? Only an intact record says yes.
+    pub(crate) fn passed(&self, key: &str) -> bool {
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return false;
+        }
+        std::fs::read_to_string(self.dir.join(key)).is_ok_and(|text| text == Self::line(key))
+    }
+
+    /// Remember that `nginx -t` passed for `key` (written atomically).
+    pub(crate) fn record(&self, key: &str) -> Result<()> {
+        write_atomically(&self.dir.join(key), Self::line(key))
+    }
 }
 
 /// An nginx feature sitebuild relies on: the version that introduced it and, for optional
@@ -810,6 +927,91 @@ mod tests {
         assert!(!gzip.nginx_conf.contains("brotli"));
         let back = upgraded.with_base(BaseSupport::default()).unwrap();
         assert_eq!(back.fingerprint, gzip.fingerprint);
+    }
+
+    fn prepared_in(d: &std::path::Path) -> Prepared {
+        let cfg =
+            Config::load_with_env(d, &crate::config::Overrides::default(), &Default::default())
+                .unwrap();
+        prepare(&cfg, BaseSupport::default()).unwrap()
+    }
+
+    #[test]
+    fn check_key_covers_what_nginx_t_reads_and_only_the_built_in_template() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("site")).unwrap();
+        std::fs::write(d.path().join("site/index.html"), "hi").unwrap();
+        let p = prepared_in(d.path());
+        assert!(p.builtin_template);
+        let key = check_key(&p, "sha256:base1").unwrap();
+        assert_eq!(key.len(), 64);
+        // The site's files are not read by nginx -t: another page, the same key.
+        std::fs::write(d.path().join("site/index.html"), "edited").unwrap();
+        let edited = prepared_in(d.path());
+        assert_ne!(edited.fingerprint, p.fingerprint);
+        assert_eq!(check_key(&edited, "sha256:base1"), Some(key.clone()));
+        // Another base, another config: other keys.
+        assert_ne!(check_key(&p, "sha256:base2"), Some(key.clone()));
+        let br = p.clone().with_base(BaseSupport { brotli: true }).unwrap();
+        assert_ne!(check_key(&br, "sha256:base1"), Some(key.clone()));
+        // An override template may include site files: never remembered.
+        std::fs::create_dir_all(d.path().join("nginx")).unwrap();
+        std::fs::write(
+            d.path().join("nginx").join(render::NGINX_TEMPLATE),
+            render::DEFAULT_NGINX_TEMPLATE,
+        )
+        .unwrap();
+        let custom = prepared_in(d.path());
+        assert!(!custom.builtin_template);
+        assert_eq!(custom.nginx_conf, edited.nginx_conf);
+        assert_eq!(check_key(&custom, "sha256:base1"), None);
+    }
+
+    #[test]
+    fn check_records_trust_only_an_intact_record() {
+        let d = tempfile::tempdir().unwrap();
+        let records = CheckRecords::at(d.path().join("nginx-checked"));
+        let key = "ab".repeat(32);
+        // Missing (no directory yet): run the check.
+        assert!(!records.passed(&key));
+        records.record(&key).unwrap();
+        assert!(records.passed(&key));
+        assert!(!records.passed(&"cd".repeat(32)));
+        // Damaged: truncated, other content, another key's record copied over it.
+        let file = d.path().join("nginx-checked").join(&key);
+        for bad in [
+            "",
+            "passed",
+            "failed\n",
+            &format!("passed {}\n", "cd".repeat(32)),
+        ] {
+            std::fs::write(&file, bad).unwrap();
+            assert!(!records.passed(&key), "{bad:?}");
+        }
+        // Unreadable as text, or a directory in its place.
+        std::fs::write(&file, [0xff, 0xfe]).unwrap();
+        assert!(!records.passed(&key));
+        std::fs::remove_file(&file).unwrap();
+        std::fs::create_dir(&file).unwrap();
+        assert!(!records.passed(&key));
+        // A key is never a path.
+        assert!(!records.passed("../x"));
+        assert!(!records.passed(""));
+        // A record that cannot be written is an error the caller ignores.
+        assert!(records.record(&key).is_err());
+    }
+
+    #[test]
+    fn no_cache_ignores_the_records() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("site")).unwrap();
+        std::fs::write(d.path().join("site/index.html"), "hi").unwrap();
+        let p = prepared_in(d.path());
+        let cfg = Config {
+            no_cache: true,
+            ..p.config.clone()
+        };
+        assert!(CheckRecords::user(&cfg).is_none());
     }
 
     #[test]

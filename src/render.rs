@@ -77,6 +77,11 @@ pub(crate) const EDGE_TEMPLATE: &str = "edge.conf.j2";
 /// Built-in edge template, the same file as `nginx/edge.conf.j2` in this repository.
 pub(crate) const DEFAULT_EDGE_TEMPLATE: &str = include_str!("../nginx/edge.conf.j2");
 
+/// The name [`load_template_file`] gives the built-in `file`.
+fn builtin_name(file: &str) -> String {
+    format!("<built-in {file}>")
+}
+
 /// Load `file` from `templates_dir` if it exists, else the built-in `default`;
 /// returns (name for errors, source).
 pub(crate) fn load_template_file(
@@ -90,7 +95,7 @@ pub(crate) fn load_template_file(
             .with_context(|| format!("cannot read template {}", path.display()))?;
         Ok((path.display().to_string(), src))
     } else {
-        Ok((format!("<built-in {file}>"), default.to_string()))
+        Ok((builtin_name(file), default.to_string()))
     }
 }
 
@@ -380,18 +385,22 @@ pub(crate) fn template_error(name: &str, e: &minijinja::Error, variables: &str) 
 }
 
 /// Render the config for a project: override template if present, else the built-in one.
-pub(crate) fn render_for(
+/// Also says whether the template was the built-in one (not an override in the project's
+/// templates directory).
+pub(crate) fn render_for_origin(
     config: &Config,
     has_404: bool,
     brotli: bool,
     generated: &Generated,
-) -> Result<String> {
+) -> Result<(String, bool)> {
     let (name, source) = load_template(&config.templates_dir)?;
-    render(
+    let builtin = name == builtin_name(NGINX_TEMPLATE);
+    let conf = render(
         &name,
         &source,
         &RenderInputs::from_config(config, has_404, brotli, generated),
-    )
+    )?;
+    Ok((conf, builtin))
 }
 
 #[cfg(test)]

@@ -19,7 +19,13 @@ pub(super) async fn build_image(
     config: &Config,
     ui: &Ui,
 ) -> Result<(Engine, Prepared, BuildOutcome)> {
+    let started = std::time::Instant::now();
     let p = image::prepare(config, BaseSupport::default())?;
+    ui.detail(format!(
+        "scanned, hashed and rendered {} files in {} ms",
+        p.site.files.len(),
+        started.elapsed().as_millis()
+    ));
     let engine = Engine::connect().await?;
     let base = image::base_support(&engine, config).await?;
     let p = p.with_base(base)?;

@@ -21,6 +21,7 @@ use crate::http;
 use crate::layout::{self, NGINX};
 use crate::naming::{labels, roles};
 use crate::render::{self, EdgeInputs, EdgePart, EdgeTls, Http2};
+use crate::ui::{Phases, Ui};
 
 /// The edge's `/tmp` (MiB). Its response cache lives there (`max_size` 32m for a project's own
 /// edge, 64m for the shared edge, in edge.conf.j2), and nginx writes each response it caches
@@ -320,22 +321,56 @@ pub(crate) async fn apply_own(
     edge: &Edge,
     live: Option<&Live>,
     conf: &str,
+    ui: &Ui,
 ) -> Result<()> {
+    let mut t = Phases::start();
+    stage_own(engine, edge, conf).await?;
+    t.mark("upload");
+    test_staged(engine, edge).await?;
+    t.mark("nginx -t");
+    commit_own(engine, edge, live, conf, t, ui).await
+}
+
+/// The first half of [`apply_own`]: write `conf` as the edge's next config
+/// ([`EDGE_NEXT`]: not read by the running nginx, not live). A deploy stages the config of its
+/// candidate while the candidate starts, then tests it ([`test_staged`]) during the health
+/// gate, so only [`commit_own`] is left after the gate.
+pub(crate) async fn stage_own(engine: &Engine, edge: &Edge, conf: &str) -> Result<()> {
     engine
         .upload_files(&edge.id, EDGE_DIR, &[(EDGE_NEXT, conf.as_bytes())])
-        .await?;
-    test_config(engine, edge, &format!("{EDGE_DIR}/{EDGE_NEXT}")).await?;
-    engine
-        .upload_files(
-            &edge.id,
-            EDGE_DIR,
-            &[
-                (EDGE_CONF, conf.as_bytes()),
-                (LIVE_FILE, live_line(live).as_bytes()),
-            ],
-        )
-        .await?;
-    reload(engine, edge).await
+        .await
+}
+
+/// `nginx -t` of the staged config ([`stage_own`]); the containers it names must be running
+/// (nginx resolves upstream names at the test).
+pub(crate) async fn test_staged(engine: &Engine, edge: &Edge) -> Result<()> {
+    test_config(engine, edge, &format!("{EDGE_DIR}/{EDGE_NEXT}")).await
+}
+
+/// The second half of [`apply_own`], once `conf` passed [`test_staged`]: make it the edge's
+/// config with the `live` record, reload gracefully and wait until the old workers stopped
+/// accepting. `t` has the phases so far (printed with -v).
+pub(crate) async fn commit_own(
+    engine: &Engine,
+    edge: &Edge,
+    live: Option<&Live>,
+    conf: &str,
+    mut t: Phases,
+    ui: &Ui,
+) -> Result<()> {
+    // The workers that accept now are the old ones: listed while the config is written.
+    let line = live_line(live);
+    let files = [(EDGE_CONF, conf.as_bytes()), (LIVE_FILE, line.as_bytes())];
+    let (written, old_workers) = tokio::join!(
+        engine.upload_files(&edge.id, EDGE_DIR, &files),
+        accepting_workers(engine, &edge.id)
+    );
+    written?;
+    let old_workers = old_workers?;
+    t.mark("write");
+    reload_from(engine, edge, &old_workers, &mut t).await?;
+    ui.detail(format!("edge {}: {}", edge.name, t.line()));
+    Ok(())
 }
 
 /// `nginx -t` of the config at `path` in the edge; the error quotes nginx.
@@ -358,8 +393,18 @@ pub(crate) async fn test_config(engine: &Engine, edge: &Edge, path: &str) -> Res
 /// Reload the edge's nginx with its config file and wait until no old worker accepts
 /// connections any more.
 pub(crate) async fn reload(engine: &Engine, edge: &Edge) -> Result<()> {
-    let conf_path = format!("{EDGE_DIR}/{EDGE_CONF}");
     let old_workers = accepting_workers(engine, &edge.id).await?;
+    reload_from(engine, edge, &old_workers, &mut Phases::start()).await
+}
+
+/// [`reload`] when the workers that accepted before it are known.
+async fn reload_from(
+    engine: &Engine,
+    edge: &Edge,
+    old_workers: &[String],
+    t: &mut Phases,
+) -> Result<()> {
+    let conf_path = format!("{EDGE_DIR}/{EDGE_CONF}");
     // An exec of `nginx -s reload`, not SIGHUP through the engine's kill API (one round trip
     // less): Docker 20.10 marks a container that got any signal through that API as manually
     // stopped, and `unless-stopped` then no longer restarts the edge after a crash (measured:
@@ -377,6 +422,7 @@ pub(crate) async fn reload(engine: &Engine, edge: &Edge) -> Result<()> {
             out.trim_end()
         );
     }
+    t.mark("reload");
     // The reload is asynchronous: until every old worker has closed its listening socket, a
     // new connection may still get the old config. Wait for that, so "switched" means switched.
     let switched = probe::poll_until(
@@ -388,6 +434,7 @@ pub(crate) async fn reload(engine: &Engine, edge: &Edge) -> Result<()> {
         },
     )
     .await?;
+    t.mark("old workers gone");
     switched.with_context(|| {
         format!(
             "the edge {} still has workers with the old config after 10 s",

@@ -59,8 +59,14 @@ pub(crate) async fn ensure(
                 engine.start(&existing.id).await?;
                 edge::wait_answering(engine, &existing.id, edge.probe).await?;
             }
+            // Only a TLS listener's config depends on it: without TLS, no exec.
+            let http2 = if cfg.tls.is_on() {
+                edge::nginx_http2(engine, &existing.id).await
+            } else {
+                Http2::Unknown
+            };
             let edge = Edge {
-                http2: edge::nginx_http2(engine, &existing.id).await,
+                http2,
                 id: existing.id,
                 ..edge
             };
@@ -189,7 +195,7 @@ pub(crate) async fn apply(
     if edge.shared {
         shared_edge::apply(engine, cfg, edge, live, &conf, ui).await
     } else {
-        edge::apply_own(engine, edge, live, &conf).await
+        edge::apply_own(engine, edge, live, &conf, ui).await
     }
 }
 

@@ -131,9 +131,14 @@ pub(crate) async fn deploy(
     opts: &DeployOptions,
     ui: &Ui,
 ) -> Result<Outcome> {
+    let asked = Instant::now();
     if let Some(container) = is_live(engine, cfg, release, opts).await? {
         return Ok(Outcome::Unchanged { container });
     }
+    ui.detail(format!(
+        "not live yet (asked in {} ms)",
+        asked.elapsed().as_millis()
+    ));
     engine.ensure_base_image(&cfg.base_image).await?;
     lock::holding(
         engine,
@@ -165,7 +170,9 @@ async fn deploy_locked(
     let name = naming::site_container(&cfg.name, release.short());
     let spec = site_spec(cfg, release, &name, opts);
     let candidate = async {
+        let t = Instant::now();
         let id = engine.create(&spec).await?;
+        let created = t.elapsed();
         let started = async {
             if let Some(conf) = opts.dev_conf.as_deref().filter(|_| opts.dev) {
                 // Into the container's own volume (filled from the image at create): the image
@@ -183,15 +190,47 @@ async fn deploy_locked(
             engine.start(&id).await
         }
         .await;
+        ui.detail(format!(
+            "candidate {name}: created in {} ms, started in {} ms",
+            created.as_millis(),
+            t.elapsed().saturating_sub(created).as_millis()
+        ));
         Ok::<_, anyhow::Error>((id, started))
     };
-    let (ready, candidate) =
-        tokio::join!(ready_edge(engine, cfg, release, opts, &name, ui), candidate);
+    let new_live = Live {
+        container: name.clone(),
+        fingerprint: release.fingerprint.clone(),
+    };
+    let edge_ready = async {
+        let t = Instant::now();
+        let ready = ready_edge(engine, cfg, release, opts, &name, ui).await?;
+        let edge_done = t.elapsed();
+        // While the candidate still starts: its edge config goes in as the next one (not
+        // live), to be tested during the health gate.
+        let staged = match &ready {
+            EdgeReady::Ready { edge, .. } => stage(engine, cfg, edge, &new_live).await?,
+            EdgeReady::Unchanged(_) => None,
+        };
+        ui.detail(format!(
+            "edge ready in {} ms{}",
+            edge_done.as_millis(),
+            if staged.is_some() {
+                format!(
+                    ", the candidate's edge config staged in {} ms",
+                    t.elapsed().saturating_sub(edge_done).as_millis()
+                )
+            } else {
+                String::new()
+            }
+        ));
+        Ok::<_, anyhow::Error>((ready, staged))
+    };
+    let (ready, candidate) = tokio::join!(edge_ready, candidate);
     t.mark("edge ready + candidate started");
     let (new_id, candidate_started) = candidate?;
-    let (edge, live) = match ready {
-        Ok(EdgeReady::Ready { edge, live }) => (*edge, live),
-        Ok(EdgeReady::Unchanged(container)) => {
+    let (edge, live, staged) = match ready {
+        Ok((EdgeReady::Ready { edge, live }, staged)) => (*edge, live, staged),
+        Ok((EdgeReady::Unchanged(container), _)) => {
             engine.remove(&new_id).await?;
             return Ok(Outcome::Unchanged { container });
         }
@@ -213,9 +252,24 @@ async fn deploy_locked(
             Duration::from_secs(cfg.health_timeout),
         )
         .await
-    }
-    .await;
+    };
+    // The staged config names the candidate, which runs now: `nginx -t` meanwhile.
+    let test = async {
+        match &staged {
+            Some(_) => edge::test_staged(engine, &edge).await,
+            None => Ok(()),
+        }
+    };
+    let (gate, tested) = tokio::join!(gate, test);
     t.mark("healthy");
+    if gate.is_ok()
+        && let Err(e) = tested
+    {
+        let _ = engine.remove(&new_id).await;
+        return Err(e.context(format!(
+            "the edge config routing to {name} was refused; {name} was removed"
+        )));
+    }
     if let Err(err) = gate {
         let logs = engine.logs_tail(&new_id, 20).await;
         let _ = engine.remove(&new_id).await;
@@ -235,11 +289,12 @@ async fn deploy_locked(
     }
 
     // Switch: from here on the new version serves.
-    let new_live = Live {
-        container: name.clone(),
-        fingerprint: release.fingerprint.clone(),
-    };
-    front::apply(engine, cfg, &edge, Some(&new_live), ui).await?;
+    match staged {
+        Some(conf) => {
+            edge::commit_own(engine, &edge, Some(&new_live), &conf, Phases::start(), ui).await?;
+        }
+        None => front::apply(engine, cfg, &edge, Some(&new_live), ui).await?,
+    }
     t.mark("switched");
     edge::wait_live(&edge, &release.fingerprint).await?;
     t.mark("live");
@@ -262,6 +317,24 @@ async fn deploy_locked(
         replaced,
         took: started.elapsed(),
     })
+}
+
+/// Write the edge config that routes to `new_live` as the edge's next config ([`edge::stage_own`]),
+/// ahead of the switch; returns it. None where the switch does more than write and reload
+/// (the shared edge, under its own lock; maintenance mode, whose page comes from the live
+/// version): those apply the whole config after the gate ([`front::apply`]).
+async fn stage(
+    engine: &Engine,
+    cfg: &Config,
+    edge: &edge::Edge,
+    new_live: &Live,
+) -> Result<Option<String>> {
+    if edge.shared || edge.maintenance.is_some() {
+        return Ok(None);
+    }
+    let conf = edge::prepare(engine, cfg, edge, Some(new_live)).await?;
+    edge::stage_own(engine, edge, &conf).await?;
+    Ok(Some(conf))
 }
 
 /// The edge, made ready for a candidate.

@@ -56,7 +56,13 @@ async fn acquire_named(
             .build();
         let spec = ContainerSpec::new(&name, &cfg.base_image, labels).limits(16, 8);
         match engine.create(&spec).await {
-            Ok(id) => return Ok(Lock { id }),
+            Ok(id) => {
+                ui.detail(format!(
+                    "lock {name} taken in {} ms",
+                    started.elapsed().as_millis()
+                ));
+                return Ok(Lock { id });
+            }
             Err(e) if is_conflict(&e) => {}
             Err(e) => return Err(e),
         }

@@ -190,3 +190,91 @@ fn site_layers_squash_back_to_one_past_the_bound() {
     assert_eq!(p.get("/counter.txt").text(), "build 9\n");
     p.ok(&["down", "--images"]);
 }
+
+/// `nginx -t` runs once per nginx.conf and base image: a rebuild with other site files and the
+/// same config skips the check container; a missing or damaged record, `--no-cache` or an
+/// override template runs it again; a failing config is never remembered.
+#[test]
+fn nginx_t_is_remembered_per_config_and_base_only() {
+    let Some(_engine) = engine(module_path!()) else {
+        return;
+    };
+    let p = Project::new("layers-checked");
+    let cache = tempfile::tempdir().unwrap();
+    let build = |extra: &[&str]| {
+        let mut args = vec!["-v", "build"];
+        args.extend_from_slice(extra);
+        let out = p
+            .cmd(&args)
+            .env("XDG_CACHE_HOME", cache.path())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    const RAN: &str = "nginx -t: passed (run in the image)";
+    const SKIPPED: &str = "nginx -t: passed before for this nginx.conf and base image";
+    let (ok, out) = build(&[]);
+    assert!(ok && out.contains(RAN), "first build runs it: {out}");
+    let records = cache.path().join("sitebuild/nginx-checked");
+    let record = || {
+        let entries: Vec<_> = std::fs::read_dir(&records)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .collect();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        entries[0].clone()
+    };
+    let file = record();
+
+    write(&p, "page.html", "<p>one</p>\n");
+    let (ok, out) = build(&[]);
+    assert!(ok && out.contains(SKIPPED), "same config: {out}");
+    assert!(
+        docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("name={}-check", p.name),
+            "-q"
+        ])
+        .stdout
+        .is_empty(),
+        "no check container"
+    );
+
+    // Damaged, then missing: the check runs again (and writes an intact record).
+    std::fs::write(&file, "passed 00\n").unwrap();
+    write(&p, "page.html", "<p>two</p>\n");
+    let (ok, out) = build(&[]);
+    assert!(ok && out.contains(RAN), "damaged record: {out}");
+    std::fs::remove_file(&file).unwrap();
+    write(&p, "page.html", "<p>three</p>\n");
+    let (ok, out) = build(&[]);
+    assert!(ok && out.contains(RAN), "missing record: {out}");
+    assert_eq!(record(), file);
+
+    // --no-cache ignores it.
+    write(&p, "page.html", "<p>four</p>\n");
+    let (ok, out) = build(&["--no-cache"]);
+    assert!(ok && out.contains(RAN), "--no-cache: {out}");
+
+    // A failing override template: refused, and nothing is recorded for it.
+    apply_fixture(&p, "nginx-t-fails");
+    let (ok, out) = build(&[]);
+    assert!(!ok && out.contains("nginx -t failed"), "{out}");
+    // The same override again: it is checked again (override templates are never skipped).
+    let (ok, out) = build(&[]);
+    assert!(!ok && out.contains("nginx -t failed"), "{out}");
+    assert_eq!(
+        record(),
+        file,
+        "only the passing built-in config is recorded"
+    );
+    p.ok(&["down", "--images"]);
+}
