@@ -152,11 +152,7 @@ fn a_base_without_brotli_gets_gzip_only_and_build_says_so_once() {
         .env("SITEBUILD_BASE_IMAGE", &base)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = text(&out);
     assert!(out.status.success(), "{text}");
     assert_eq!(text.matches("gzip only").count(), 1, "{text}");
     assert!(text.contains(&base), "names the base: {text}");

@@ -209,11 +209,7 @@ fn nginx_t_is_remembered_per_config_and_base_only() {
             .env("XDG_CACHE_HOME", cache.path())
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = text(&out);
         (out.status.success(), text)
     };
     const RAN: &str = "nginx -t: passed (run in the image)";

@@ -121,11 +121,7 @@ impl Sshd {
             .env("PATH", path)
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = text(&out);
         (out.status.success(), text, started.elapsed().as_secs_f64())
     }
 

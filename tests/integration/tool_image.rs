@@ -26,14 +26,6 @@ impl Drop for Container {
     }
 }
 
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn tool_image_builds_a_mounted_project_that_serves() {
     let Some(_engine) = engine(module_path!()) else {

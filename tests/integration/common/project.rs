@@ -289,3 +289,12 @@ pub(crate) fn reset(p: &Project) {
     copy_tree(&fixtures().join("valid"), &p.path().join("site"));
     p.write_toml("");
 }
+
+/// A command's stdout and stderr as one text (what a user sees), for assertions and messages.
+pub(crate) fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
