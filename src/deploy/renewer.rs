@@ -193,6 +193,13 @@ pub(crate) async fn remove(engine: &Engine, edge_name: &str) -> Result<()> {
     for c in find(engine, edge_name).await? {
         engine.remove(&c.id).await?;
     }
+    // A renewer image that lost its tag (see [`prune_images`]) and ran here goes with it; the
+    // tagged one stays for the next deploy.
+    for image in engine.images_with_labels(&[IMAGE_LABEL]).await? {
+        if image.tags.iter().all(|t| t == "<none>:<none>") {
+            let _ = engine.remove_image(&image.id, false).await;
+        }
+    }
     Ok(())
 }
 
@@ -203,6 +210,28 @@ pub(crate) async fn status_line(engine: &Engine, edge_name: &str) -> Result<Opti
         .into_iter()
         .next()
         .map(|c| format!("renewer    {} ({}), no Docker socket", c.name, c.state)))
+}
+
+/// The label of every renewer image.
+const IMAGE_LABEL: (&str, &str) = (labels::ROLE, roles::RENEWER);
+
+/// Remove the renewer images other than `reference`: other sitebuild versions', and any that
+/// lost its tag (two deploys importing the same tag at once: the engine moves the tag to the
+/// second). The engine refuses to remove one a renewer still runs (of another edge, not yet
+/// redeployed): it goes at a later deploy.
+async fn prune_images(engine: &Engine, reference: &str) -> Result<()> {
+    // By label, which finds untagged ones, and by repository: earlier sitebuilds' renewer
+    // images carry no label.
+    let mut olds = engine.images_with_labels(&[IMAGE_LABEL]).await?;
+    olds.extend(engine.images_of_repo(IMAGE_REPO).await?);
+    olds.sort_by(|a, b| a.id.cmp(&b.id));
+    olds.dedup_by(|a, b| a.id == b.id);
+    for old in olds {
+        if !old.tags.iter().any(|t| t == reference) {
+            let _ = engine.remove_image(&old.id, false).await;
+        }
+    }
+    Ok(())
 }
 
 /// The renewer image for this binary: imported once, tagged by the binary's hash.
@@ -224,20 +253,17 @@ async fn ensure_image(engine: &Engine, ui: &Ui) -> Result<String> {
     };
     let reference = format!("{IMAGE_REPO}:{tag}");
     if engine.image(&reference).await?.is_some() {
+        prune_images(engine, &reference).await?;
         return Ok(reference);
     }
     ui.step(format!(
         "making the renewer image {reference} from this binary"
     ));
     let rootfs = rootfs(exe)?;
-    engine.import_rootfs(rootfs, IMAGE_REPO, &tag).await?;
-    // Other sitebuild versions' renewer images go once this one exists, unless a renewer (of
-    // another edge, not yet redeployed) still runs one: the engine refuses that removal.
-    for old in engine.images_of_repo(IMAGE_REPO).await? {
-        if !old.tags.contains(&reference) {
-            let _ = engine.remove_image(&old.id, false).await;
-        }
-    }
+    engine
+        .import_rootfs(rootfs, IMAGE_REPO, &tag, &[IMAGE_LABEL])
+        .await?;
+    prune_images(engine, &reference).await?;
     Ok(reference)
 }
 

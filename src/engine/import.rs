@@ -27,15 +27,27 @@ impl Engine {
         .await
     }
 
-    /// Import `rootfs` (an uncompressed tar of a whole root filesystem) as `repo:tag`.
-    pub(crate) async fn import_rootfs(&self, rootfs: Vec<u8>, repo: &str, tag: &str) -> Result<()> {
+    /// Import `rootfs` (an uncompressed tar of a whole root filesystem) as `repo:tag`, with
+    /// `labels` on the image (so an image that lost its tag can still be found by them).
+    pub(crate) async fn import_rootfs(
+        &self,
+        rootfs: Vec<u8>,
+        repo: &str,
+        tag: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<()> {
         let what = format!("import the image {repo}:{tag}");
         // A few hundred MB through the engine: more than a quick request.
         self.bounded_for(std::time::Duration::from_mins(5), what.clone(), async {
+            let changes = labels
+                .iter()
+                .map(|(k, v)| format!("LABEL {k}={v}"))
+                .collect();
             let opts = CreateImageOptionsBuilder::new()
                 .from_src("-")
                 .repo(repo)
                 .tag(tag)
+                .changes(changes)
                 .build();
             let mut stream =
                 self.docker

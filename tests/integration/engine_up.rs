@@ -366,17 +366,20 @@ fn a_base_without_cmd_or_entrypoint_deploys() {
     let Some(_engine) = engine(module_path!()) else {
         return;
     };
-    let p = Project::new("nocmd");
-    let tag = format!("sbtest-nocmd:{}", p.name);
-    struct RemoveImage(String);
+    // The imported base, by ID: declared before `p`, so dropped after it (reverse order),
+    // once `p`'s images that build on it are gone (a removal by tag only untagged it and left
+    // it dangling).
+    struct RemoveImage(std::cell::RefCell<Option<String>>);
     impl Drop for RemoveImage {
         fn drop(&mut self) {
-            let _ = docker(&["rmi", "-f", &self.0]);
+            if let Some(id) = self.0.borrow().as_deref() {
+                let _ = docker(&["rmi", "-f", id]);
+            }
         }
     }
-    // Dropped before `p` (reverse order); `docker rmi -f` untags even while `p`'s images
-    // still use it, and they go when `p` is dropped.
-    let _image = RemoveImage(tag.clone());
+    let image = RemoveImage(std::cell::RefCell::new(None));
+    let p = Project::new("nocmd");
+    let tag = format!("sbtest-nocmd:{}", p.name);
     let src = format!("{}-src", p.name);
     let created = docker(&[
         "create",
@@ -409,6 +412,7 @@ fn a_base_without_cmd_or_entrypoint_deploys() {
         "{}",
         String::from_utf8_lossy(&import.stderr)
     );
+    *image.0.borrow_mut() = Some(inspect(&tag, "{{.Id}}"));
     assert_eq!(
         inspect(&tag, "{{json .Config.Cmd}} {{json .Config.Entrypoint}}"),
         "null null",
