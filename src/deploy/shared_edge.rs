@@ -190,24 +190,63 @@ async fn loadable(
     Ok(kept)
 }
 
+/// Write the main config of `parts` as the edge's next one ([`EDGE_NEXT`], with `files` in the
+/// same upload) and `nginx -t` it; `ours` = (project, its part's file when it has one in this
+/// config). When the test fails, another project's part nginx cannot load must not block this
+/// one: each part is tested alone, those that fail are left out (their next deploy writes them
+/// again, [`loadable`]), and the test runs again, whose error is then ours. Returns the parts
+/// the tested config includes.
+async fn tested_next(
+    engine: &Engine,
+    edge: &Edge,
+    mut parts: Vec<Part>,
+    ours: (&str, Option<&str>),
+    files: &[(&str, &[u8])],
+    ui: &Ui,
+) -> Result<Vec<Part>> {
+    let render = |parts: &[Part]| {
+        let ours = ours.1.map(|file| (ours.0, file));
+        render_main(&includes(parts, ours), edge.http2)
+    };
+    let next = render(&parts)?;
+    let mut upload = files.to_vec();
+    upload.push((EDGE_NEXT, next.as_bytes()));
+    engine.upload_files(&edge.id, EDGE_DIR, &upload).await?;
+    let next_path = format!("{EDGE_DIR}/{EDGE_NEXT}");
+    if edge::test_config(engine, edge, &next_path).await.is_err() {
+        parts = loadable(engine, edge, parts, ours.0, ui).await?;
+        let next = render(&parts)?;
+        engine
+            .upload_files(&edge.id, EDGE_DIR, &[(EDGE_NEXT, next.as_bytes())])
+            .await?;
+        edge::test_config(engine, edge, &next_path).await?;
+    }
+    Ok(parts)
+}
+
 /// The files the main config includes: every configured part, with `ours` = (project, file)
 /// standing in for that project's part.
 fn includes(parts: &[Part], ours: Option<(&str, &str)>) -> Vec<String> {
     let mut files: Vec<String> = parts
         .iter()
         .filter(|p| p.configured && ours.is_none_or(|(o, _)| o != p.project))
-        .map(|p| format!("{EDGE_DIR}/{}{SITE_CONF}", rel(&p.project)))
+        .map(|p| part_path(&p.project, SITE_CONF))
         .collect();
     if let Some((project, file)) = ours {
-        files.push(format!("{EDGE_DIR}/{}{file}", rel(project)));
+        files.push(part_path(project, file));
     }
     files.sort();
     files
 }
 
+/// The path of `project`'s part file `file` in the edge, as the main config includes it.
+fn part_path(project: &str, file: &str) -> String {
+    format!("{EDGE_DIR}/{}{file}", rel(project))
+}
+
 /// Does the main config `main` include `project`'s part?
 fn included(main: &str, project: &str) -> bool {
-    let file = format!("{EDGE_DIR}/{}{SITE_CONF}", rel(project));
+    let file = part_path(project, SITE_CONF);
     main.lines().any(|l| {
         l.trim()
             .strip_prefix("include ")
@@ -405,30 +444,17 @@ pub(crate) async fn apply(
     lock::holding_shared(engine, cfg, &lock_name, &edge.name, ui, async {
         let parts = parts(engine, &edge.id).await?;
         check_claims(cfg, &edge.name, &parts)?;
-        let mut parts = servable(engine, parts, &cfg.name, ui).await;
-        let next = render_main(&includes(&parts, Some((&cfg.name, SITE_NEXT))), edge.http2)?;
-        engine
-            .upload_files(
-                &edge.id,
-                EDGE_DIR,
-                &[
-                    (&edge.entry(SITE_NEXT), conf.as_bytes()),
-                    (EDGE_NEXT, next.as_bytes()),
-                ],
-            )
-            .await?;
-        let next_path = format!("{EDGE_DIR}/{EDGE_NEXT}");
-        if edge::test_config(engine, edge, &next_path).await.is_err() {
-            // Another project's part nginx cannot load would block every project: each part is
-            // tested alone, those that fail are left out (their next deploy writes them again);
-            // then the test again, whose error is ours if it still fails.
-            parts = loadable(engine, edge, parts, &cfg.name, ui).await?;
-            let next = render_main(&includes(&parts, Some((&cfg.name, SITE_NEXT))), edge.http2)?;
-            engine
-                .upload_files(&edge.id, EDGE_DIR, &[(EDGE_NEXT, next.as_bytes())])
-                .await?;
-            edge::test_config(engine, edge, &next_path).await?;
-        }
+        let parts = servable(engine, parts, &cfg.name, ui).await;
+        let entry = edge.entry(SITE_NEXT);
+        let parts = tested_next(
+            engine,
+            edge,
+            parts,
+            (&cfg.name, Some(SITE_NEXT)),
+            &[(&entry, conf.as_bytes())],
+            ui,
+        )
+        .await?;
         let main = render_main(&includes(&parts, Some((&cfg.name, SITE_CONF))), edge.http2)?;
         let domains = format!("{}\n", cfg.domains.join("\n"));
         let live_line = edge::live_line(live);
@@ -490,21 +516,8 @@ pub(crate) async fn remove_project(
         let info = engine.container(&info.id).await?;
         if info.is_running() {
             let edge = handle(cfg, &info, edge::nginx_http2(engine, &info.id).await)?;
-            let mut main = render_main(&includes(&others, None), edge.http2)?;
-            engine
-                .upload_files(&edge.id, EDGE_DIR, &[(EDGE_NEXT, main.as_bytes())])
-                .await?;
-            let next_path = format!("{EDGE_DIR}/{EDGE_NEXT}");
-            if edge::test_config(engine, &edge, &next_path).await.is_err() {
-                // As in a deploy: another project's part nginx cannot load must not keep this
-                // one from going down; the parts are tested alone and the failing ones left out.
-                let others = loadable(engine, &edge, others, &cfg.name, ui).await?;
-                main = render_main(&includes(&others, None), edge.http2)?;
-                engine
-                    .upload_files(&edge.id, EDGE_DIR, &[(EDGE_NEXT, main.as_bytes())])
-                    .await?;
-                edge::test_config(engine, &edge, &next_path).await?;
-            }
+            let others = tested_next(engine, &edge, others, (&cfg.name, None), &[], ui).await?;
+            let main = render_main(&includes(&others, None), edge.http2)?;
             engine
                 .upload_files(&edge.id, EDGE_DIR, &[(EDGE_CONF, main.as_bytes())])
                 .await?;
