@@ -390,6 +390,26 @@ pub(crate) async fn test_config(engine: &Engine, edge: &Edge, path: &str) -> Res
     Ok(())
 }
 
+/// `nginx -s reload` in the container `id` (`name` says which in errors: "the edge …") whose nginx runs the config
+/// `conf`: new workers, caches emptied; asynchronous (old workers finish on their own).
+///
+/// An exec, not SIGHUP through the engine's kill API (one round trip less): Docker 20.10 marks
+/// a container that got any signal through that API as manually stopped, and `unless-stopped`
+/// then no longer restarts it after a crash (measured: the reliability test's crashed edge
+/// stayed down).
+pub(crate) async fn nginx_reload(engine: &Engine, id: &str, name: &str, conf: &str) -> Result<()> {
+    let (code, out) = engine
+        .exec(
+            id,
+            &[NGINX, "-e", "stderr", "-c", conf, "-s", "reload"].map(String::from),
+        )
+        .await?;
+    if code != 0 {
+        bail!("nginx -s reload failed in {name}: {}", out.trim_end());
+    }
+    Ok(())
+}
+
 /// Reload the edge's nginx with its config file and wait until no old worker accepts
 /// connections any more.
 pub(crate) async fn reload(engine: &Engine, edge: &Edge) -> Result<()> {
@@ -404,24 +424,8 @@ async fn reload_from(
     old_workers: &[String],
     t: &mut Phases,
 ) -> Result<()> {
-    let conf_path = format!("{EDGE_DIR}/{EDGE_CONF}");
-    // An exec of `nginx -s reload`, not SIGHUP through the engine's kill API (one round trip
-    // less): Docker 20.10 marks a container that got any signal through that API as manually
-    // stopped, and `unless-stopped` then no longer restarts the edge after a crash (measured:
-    // the reliability test's crashed edge stayed down).
-    let (code, out) = engine
-        .exec(
-            &edge.id,
-            &[NGINX, "-e", "stderr", "-c", &conf_path, "-s", "reload"].map(String::from),
-        )
-        .await?;
-    if code != 0 {
-        bail!(
-            "nginx -s reload failed in the edge {}: {}",
-            edge.name,
-            out.trim_end()
-        );
-    }
+    let name = format!("the edge {}", edge.name);
+    nginx_reload(engine, &edge.id, &name, &format!("{EDGE_DIR}/{EDGE_CONF}")).await?;
     t.mark("reload");
     // The reload is asynchronous: until every old worker has closed its listening socket, a
     // new connection may still get the old config. Wait for that, so "switched" means switched.

@@ -387,29 +387,14 @@ impl Session {
         }
         let old = deploy::edge::accepting_workers(&self.engine, container).await?;
         t.mark("workers");
-        // An exec of `nginx -s reload` (new workers, open_file_cache emptied), not SIGHUP
-        // through the engine's kill API: Docker 20.10 takes any signal sent that way for a
-        // manual stop, and `unless-stopped` would no longer restart the container after a crash.
-        let conf = crate::layout::CONF_PATH.to_string();
-        let reload = [
-            crate::layout::NGINX,
-            "-e",
-            "stderr",
-            "-c",
-            &conf,
-            "-s",
-            "reload",
-        ];
-        let (code, out) = self
-            .engine
-            .exec(container, &reload.map(String::from))
-            .await?;
-        if code != 0 {
-            anyhow::bail!(
-                "nginx -s reload failed in the container {container}: {}",
-                out.trim_end()
-            );
-        }
+        // New workers, open_file_cache emptied; by an exec, so the restart policy holds.
+        deploy::edge::nginx_reload(
+            &self.engine,
+            container,
+            &format!("the container {container}"),
+            crate::layout::CONF_PATH,
+        )
+        .await?;
         t.mark("reload");
         // The reload is asynchronous, and an old worker keeps its open_file_cache (60 s: the
         // replaced file's old descriptor). A tab told to reload while an old worker still
